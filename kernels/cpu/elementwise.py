@@ -1,0 +1,105 @@
+"""Elementwise CPU kernels. numpy's ufuncs are already one pass over memory
+with broadcasting, so most ops use them; the ones numpy lacks (erf, gelu) or
+computes in several passes (sigmoid, leaky_relu, clamp's NaN rule) are fused
+@njit loops over the flat array."""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+def _flat_out(x):
+    """A C-contiguous copy source and a fresh output of the same shape and dtype."""
+    x = np.ascontiguousarray(x)
+    return x, np.empty_like(x)
+
+
+@njit(cache=True, parallel=True)
+def _sigmoid_flat(x, out):
+    for i in prange(x.size):
+        v = x[i]
+        if v >= 0:
+            out[i] = 1.0 / (1.0 + math.exp(-v))
+        else:
+            e = math.exp(v)
+            out[i] = e / (1.0 + e)
+
+
+@njit(cache=True, parallel=True)
+def _erf_flat(x, out):
+    for i in prange(x.size):
+        out[i] = math.erf(x[i])
+
+
+@njit(cache=True, parallel=True)
+def _gelu_flat(x, out):
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = 0.5 * v * (1.0 + math.erf(v * 0.7071067811865476))
+
+
+@njit(cache=True, parallel=True)
+def _gelu_tanh_flat(x, out):
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = 0.5 * v * (1.0 + math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+
+
+@njit(cache=True, parallel=True)
+def _leaky_relu_flat(x, slope, out):
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = v if v > 0 else v * slope
+
+
+def _flat_kernel(fn):
+    """Wrap a flat @njit kernel ``fn(x_flat, *args, out_flat)`` as ``f(x, *args) -> out``."""
+    def run(x, *args):
+        x, out = _flat_out(x)
+        fn(x.reshape(-1), *args, out.reshape(-1))
+        return out
+    run.__name__ = fn.__name__.strip("_").replace("_flat", "")
+    run.__doc__ = f"Elementwise {run.__name__} (any shape) via the fused kernel {fn.__name__}."
+    return run
+
+
+sigmoid = _flat_kernel(_sigmoid_flat)
+erf = _flat_kernel(_erf_flat)
+gelu = _flat_kernel(_gelu_flat)
+gelu_tanh = _flat_kernel(_gelu_tanh_flat)
+leaky_relu = _flat_kernel(_leaky_relu_flat)
+
+
+def relu(x):
+    return np.maximum(x, 0, dtype=x.dtype)
+
+
+def clamp(x, lo, hi):
+    """np.clip that keeps NaN (as torch)."""
+    return np.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+
+def where(cond, x, y):
+    out = np.where(cond, x, y)
+    if not isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
+        out = out.astype(y.dtype, copy=False)
+    elif not isinstance(y, np.ndarray) and isinstance(x, np.ndarray):
+        out = out.astype(x.dtype, copy=False)
+    return out
+
+
+def copy(x):
+    return np.array(x, copy=True, order="C")
+
+
+def to_device(x):
+    """Bring a device array back to a numpy array."""
+    return x if isinstance(x, np.ndarray) else x.copy_to_host()
+
+
+def pow(x, y):
+    return np.power(x, y)
+
+
+def sign(x):
+    return np.sign(x)

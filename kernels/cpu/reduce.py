@@ -1,0 +1,96 @@
+"""Reduction CPU kernels (numpy's pairwise sums are accurate and one pass)
+and the fused row kernels softmax / log_softmax / logsumexp over the last axis."""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+def sum(x, dims, keepdim):
+    return np.asarray(np.sum(x, axis=dims, keepdims=keepdim))
+
+
+def amax(x, dims, keepdim):
+    return np.asarray(np.max(x, axis=dims, keepdims=keepdim))
+
+
+def amin(x, dims, keepdim):
+    return np.asarray(np.min(x, axis=dims, keepdims=keepdim))
+
+
+def argmax(x, dim, keepdim):
+    return np.asarray(np.argmax(x, axis=dim, keepdims=keepdim)).astype(np.int64)
+
+
+def argmin(x, dim, keepdim):
+    return np.asarray(np.argmin(x, axis=dim, keepdims=keepdim)).astype(np.int64)
+
+
+@njit(cache=True, parallel=True)
+def _softmax_rows(x, out, log):
+    """x, out: (rows, n). Row max, then sum of exp, then write (log-)softmax."""
+    rows, n = x.shape
+    for r in prange(rows):
+        m = -np.inf
+        for j in range(n):
+            if x[r, j] > m:
+                m = x[r, j]
+        s = 0.0
+        for j in range(n):
+            s += math.exp(x[r, j] - m)
+        if log:
+            lse = m + math.log(s)
+            for j in range(n):
+                out[r, j] = x[r, j] - lse
+        else:
+            inv = 1.0 / s
+            for j in range(n):
+                out[r, j] = math.exp(x[r, j] - m) * inv
+
+
+@njit(cache=True, parallel=True)
+def _logsumexp_rows(x, out):
+    """x: (rows, n) -> out: (rows,)."""
+    rows, n = x.shape
+    for r in prange(rows):
+        m = -np.inf
+        for j in range(n):
+            if x[r, j] > m:
+                m = x[r, j]
+        if not math.isfinite(m):   # all -inf, or a +inf present
+            out[r] = m
+            continue
+        s = 0.0
+        for j in range(n):
+            s += math.exp(x[r, j] - m)
+        out[r] = m + math.log(s)
+
+
+def _as_rows(x):
+    x = np.ascontiguousarray(x)
+    n = x.shape[-1] if x.ndim else 1
+    return x, x.reshape(-1, n)
+
+
+def softmax(x):
+    """Softmax over the last axis of x (any shape)."""
+    x, rows = _as_rows(x)
+    out = np.empty_like(x)
+    _softmax_rows(rows, out.reshape(rows.shape), False)
+    return out
+
+
+def log_softmax(x):
+    """Log-softmax over the last axis of x (any shape)."""
+    x, rows = _as_rows(x)
+    out = np.empty_like(x)
+    _softmax_rows(rows, out.reshape(rows.shape), True)
+    return out
+
+
+def logsumexp(x):
+    """logsumexp over the last axis, kept as a size-1 axis."""
+    x, rows = _as_rows(x)
+    out = np.empty(x.shape[:-1] + (1,), dtype=x.dtype)
+    _logsumexp_rows(rows, out.reshape(-1))
+    return out

@@ -1,0 +1,84 @@
+"""Shared helpers of the differentiable ops: operands, dims, broadcasting."""
+import numbers
+
+import numpy as np
+
+from nbdl.tensor import Tensor
+
+
+class IndexOutOfRangeError(IndexError, ValueError):
+    """An integer index outside its dimension (raised before any kernel runs)."""
+
+
+def check_tensor(x, op, arg="input"):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: argument '{arg}' must be a Tensor, got {type(x).__name__}")
+    return x
+
+
+def is_scalar(x):
+    return isinstance(x, numbers.Number) or (isinstance(x, np.generic) and x.ndim == 0)
+
+
+def same_device(op, *tensors):
+    """The common device of ``tensors``; a clear error when they differ."""
+    dev = tensors[0].device
+    for t in tensors[1:]:
+        if t.device != dev:
+            raise ValueError(f"{op}: expected all tensors on one device, got {dev!r} and {t.device!r}")
+    return dev
+
+
+def promote(x, y):
+    """Arrays of a common dtype; an integer/bool side takes the float side's dtype (as torch)."""
+    if x.dtype == y.dtype:
+        return x, y
+    kx, ky = x.dtype.kind, y.dtype.kind
+    if kx == "f" and ky != "f":
+        return x, y.astype(x.dtype)
+    if ky == "f" and kx != "f":
+        return x.astype(y.dtype), y
+    return x, y
+
+
+def scalar_operand(t, s, op):
+    """(array, scalar) for a tensor-op-Python-number call, torch's dtype rule."""
+    if not is_scalar(s):
+        raise TypeError(f"{op}: operands must be Tensors or numbers, got {type(s).__name__}")
+    x = t.data
+    if x.dtype.kind in "iub" and isinstance(s, (float, np.floating)):
+        x = x.astype(np.float32)
+    return x, s
+
+
+def norm_dim(dim, ndim, op, arg="dim"):
+    """A dimension in [0, ndim) from one in [-ndim, ndim)."""
+    if isinstance(dim, Tensor) or not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{op}: {arg} must be an int, got {type(dim).__name__}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ValueError(f"{op}: {arg}={dim} is out of range for a tensor of {ndim} dimensions")
+    return int(dim) % n
+
+
+def norm_dims(dim, ndim, op):
+    """Tuple of dims (all when dim is None)."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (tuple, list)):
+        dims = tuple(norm_dim(d, ndim, op) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise ValueError(f"{op}: dim {dim} repeats a dimension")
+        return dims
+    return (norm_dim(dim, ndim, op),)
+
+
+def unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape`` (the reverse of broadcasting), differentiably."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[i + lead] != 1)
+    out = g.sum(dim=dims, keepdim=True) if dims else g
+    return out.reshape(shape)

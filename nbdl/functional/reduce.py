@@ -1,0 +1,177 @@
+"""Reductions over dims (sum, mean, max/min with indices, argmax, logsumexp,
+var/std) and softmax/log_softmax. Backward formulas are nbdl ops."""
+import collections
+
+import numpy as np
+
+from nbdl.autograd.graph import attach
+from nbdl.dispatch import kernel
+from nbdl.functional._util import check_tensor, norm_dim, norm_dims
+from nbdl.tensor import Tensor
+
+values_indices = collections.namedtuple("values_indices", ["values", "indices"])
+
+
+def _keep_shape(shape, dims):
+    return tuple(1 if i in dims else s for i, s in enumerate(shape))
+
+
+def _expand_back(g, shape, dims, keepdim):
+    """Broadcast a reduced gradient back to the input's shape."""
+    if not keepdim:
+        g = g.reshape(_keep_shape(shape, dims))
+    return g.expand(shape)
+
+
+def _float(x):
+    return x if x.dtype.kind == "f" else Tensor(x.data.astype(np.float32))
+
+
+def sum(x, dim=None, keepdim=False):
+    check_tensor(x, "sum")
+    dims = norm_dims(dim, x.ndim, "sum")
+    data = kernel("sum", x.device)(x.data, dims, keepdim)
+    out = Tensor(data)
+    return attach(out, "sum", (x,), lambda g: (_expand_back(g, x.shape, dims, keepdim),))
+
+
+def mean(x, dim=None, keepdim=False):
+    check_tensor(x, "mean")
+    dims = norm_dims(dim, x.ndim, "mean")
+    n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+    if n == 0:
+        raise ValueError(f"mean: cannot average over an empty dimension (shape {x.shape}, dim {dim})")
+    return sum(_float(x), dims, keepdim) * (1.0 / n)
+
+
+def _extremum(name, x, dim, keepdim):
+    check_tensor(x, name)
+    if x.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty tensor, got shape {x.shape}")
+    if dim is None:
+        out = Tensor(kernel("a" + name, x.device)(x.data, None, False))
+
+        def backward(g):   # ties share the gradient evenly, like torch's amax
+            hit = (x == out).to(dtype=g.dtype)
+            return (g * hit / hit.sum(),)
+
+        return attach(out, name, (x,), backward)
+    d = norm_dim(dim, x.ndim, name)
+    idx = Tensor(kernel("arg" + name, x.device)(x.data, d, True))
+    vals = x.gather(d, idx)   # differentiable: the gradient scatters back to idx
+    if not keepdim:
+        vals, idx = vals.squeeze(d), idx.squeeze(d)
+    return values_indices(vals, idx)
+
+
+def max(x, dim=None, keepdim=False):
+    """Largest element; with ``dim``, (values, indices) along it."""
+    return _extremum("max", x, dim, keepdim)
+
+
+def min(x, dim=None, keepdim=False):
+    """Smallest element; with ``dim``, (values, indices) along it."""
+    return _extremum("min", x, dim, keepdim)
+
+
+def amax(x, dim=None, keepdim=False):
+    if dim is None:
+        return _extremum("max", x, None, False)
+    return _extremum("max", x, dim, keepdim).values
+
+
+def amin(x, dim=None, keepdim=False):
+    if dim is None:
+        return _extremum("min", x, None, False)
+    return _extremum("min", x, dim, keepdim).values
+
+
+def _arg(name, x, dim, keepdim):
+    check_tensor(x, name)
+    if x.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty tensor, got shape {x.shape}")
+    if dim is None:
+        return Tensor(kernel(name, x.device)(x.data.reshape(-1), 0, False))
+    return Tensor(kernel(name, x.device)(x.data, norm_dim(dim, x.ndim, name), keepdim))
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _arg("argmax", x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _arg("argmin", x, dim, keepdim)
+
+
+def all(x, dim=None, keepdim=False):
+    check_tensor(x, "all")
+    return Tensor(np.asarray(np.all(x.numpy(), axis=norm_dims(dim, x.ndim, "all"), keepdims=keepdim)))
+
+
+def any(x, dim=None, keepdim=False):
+    check_tensor(x, "any")
+    return Tensor(np.asarray(np.any(x.numpy(), axis=norm_dims(dim, x.ndim, "any"), keepdims=keepdim)))
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over ``dim`` with Bessel's ``correction`` (default 1, as torch)."""
+    check_tensor(x, "var")
+    if unbiased is not None and correction is not None:
+        raise ValueError("var: give unbiased or correction, not both")
+    corr = correction if correction is not None else (0 if unbiased is False else 1)
+    dims = norm_dims(dim, x.ndim, "var")
+    n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+    dev = _float(x) - mean(x, dims, keepdim=True)
+    return sum(dev * dev, dims, keepdim) / float(np.maximum(n - corr, 0))
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+
+
+def _rowwise(name, x, dim):
+    """Run a last-axis kernel ``name`` over ``dim``: move it last, run, move back."""
+    d = norm_dim(dim, x.ndim, name)
+    data = x.data if x.data.dtype.kind == "f" else x.data.astype(np.float32)
+    moved = np.moveaxis(data, d, -1) if x.ndim else data.reshape(1)
+    res = kernel(name, x.device)(moved)
+    return np.moveaxis(res, -1, d) if x.ndim else res.reshape(())
+
+
+def softmax(x, dim=-1):
+    """exp(x) / sum(exp(x)) along ``dim`` (one fused pass per row)."""
+    check_tensor(x, "softmax")
+    out = Tensor(_rowwise("softmax", x, dim))
+    d = norm_dim(dim, x.ndim, "softmax")
+    return attach(out, "softmax", (x,),
+                  lambda g: (out * (g - (g * out).sum(d, keepdim=True)),))
+
+
+def log_softmax(x, dim=-1):
+    """x - logsumexp(x) along ``dim`` (one fused pass per row)."""
+    check_tensor(x, "log_softmax")
+    out = Tensor(_rowwise("log_softmax", x, dim))
+    d = norm_dim(dim, x.ndim, "log_softmax")
+    return attach(out, "log_softmax", (x,),
+                  lambda g: (g - out.exp() * g.sum(d, keepdim=True),))
+
+
+def logsumexp(x, dim, keepdim=False):
+    """log(sum(exp(x))) over ``dim``, stable for large x."""
+    check_tensor(x, "logsumexp")
+    dims = norm_dims(dim, x.ndim, "logsumexp")
+    if len(dims) == 1:
+        data = _rowwise("logsumexp", x, dims[0])   # reduced dim kept as size 1
+    else:
+        m = np.max(x.data, axis=dims, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        data = np.log(np.sum(np.exp(x.data - m), axis=dims, keepdims=True)) + m
+    out = Tensor(data if keepdim else data.reshape([s for i, s in enumerate(x.shape) if i not in dims]))
+    return attach(out, "logsumexp", (x,), lambda g: (_lse_grad(g, x, dims, keepdim),))
+
+
+def _lse_grad(g, x, dims, keepdim):
+    g = _expand_back(g, x.shape, dims, keepdim)
+    if len(dims) == 1:
+        return g * softmax(x, dims[0])
+    return g * (x - logsumexp(x, dims, keepdim=True)).exp()

@@ -1,0 +1,44 @@
+"""The built-in kernels: (op, device) -> import path, resolved on first use.
+
+Read this table to find the kernel behind any op; swap one with
+``nbdl.use_kernel(op, device, fn)`` or ``nbdl.register_kernel``.
+"""
+from nbdl.dispatch import register_kernel
+
+CPU = "nbdl.kernels.cpu"
+
+BUILTIN = {
+    # elementwise
+    "add": "numpy:add", "sub": "numpy:subtract", "mul": "numpy:multiply",
+    "div": "numpy:true_divide", "pow": f"{CPU}.elementwise:pow",
+    "maximum": "numpy:maximum", "minimum": "numpy:minimum",
+    "neg": "numpy:negative", "exp": "numpy:exp", "log": "numpy:log", "sqrt": "numpy:sqrt",
+    "sin": "numpy:sin", "cos": "numpy:cos", "abs": "numpy:abs", "tanh": "numpy:tanh",
+    "log1p": "numpy:log1p", "sign": f"{CPU}.elementwise:sign",
+    "sigmoid": f"{CPU}.elementwise:sigmoid", "erf": f"{CPU}.elementwise:erf",
+    "relu": f"{CPU}.elementwise:relu", "leaky_relu": f"{CPU}.elementwise:leaky_relu",
+    "gelu": f"{CPU}.elementwise:gelu", "gelu_tanh": f"{CPU}.elementwise:gelu_tanh",
+    "clamp": f"{CPU}.elementwise:clamp", "where": f"{CPU}.elementwise:where",
+    "copy": f"{CPU}.elementwise:copy", "to_device": f"{CPU}.elementwise:to_device",
+    "lt": "numpy:less", "le": "numpy:less_equal", "gt": "numpy:greater",
+    "ge": "numpy:greater_equal", "eq": "numpy:equal", "ne": "numpy:not_equal",
+    "logical_and": "numpy:logical_and", "logical_or": "numpy:logical_or",
+    "logical_not": "numpy:logical_not",
+    # reductions and row kernels
+    "sum": f"{CPU}.reduce:sum", "amax": f"{CPU}.reduce:amax", "amin": f"{CPU}.reduce:amin",
+    "argmax": f"{CPU}.reduce:argmax", "argmin": f"{CPU}.reduce:argmin",
+    "softmax": f"{CPU}.reduce:softmax", "log_softmax": f"{CPU}.reduce:log_softmax",
+    "logsumexp": f"{CPU}.reduce:logsumexp",
+    # indexing and layout
+    "gather": f"{CPU}.indexing:gather", "scatter_add": f"{CPU}.indexing:scatter_add",
+    "index_add_zeros": f"{CPU}.indexing:index_add_zeros", "cat": f"{CPU}.indexing:cat",
+    "pad_constant": f"{CPU}.indexing:pad_constant",
+    # GEMM
+    "matmul": f"{CPU}.linalg:matmul", "linear": f"{CPU}.linalg:linear",
+    # random
+    "dropout_mask": f"{CPU}.random:dropout_mask",
+    "fill_uniform": f"{CPU}.random:fill_uniform", "fill_normal": f"{CPU}.random:fill_normal",
+}
+
+for _op, _path in BUILTIN.items():
+    register_kernel(_op, "cpu", _path)

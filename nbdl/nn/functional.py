@@ -1,0 +1,174 @@
+"""``import nbdl.nn.functional as F``: activations, linear, dropout, pad,
+softmax and the losses (written in differentiable ops, so their second
+derivatives work)."""
+import numpy as np
+
+from nbdl.functional import (dropout, gelu, leaky_relu, linear, log_softmax, logsumexp, one_hot,
+                             pad, relu, sigmoid, softmax, tanh, where)
+from nbdl.functional._util import IndexOutOfRangeError, check_tensor, same_device
+from nbdl.tensor import Tensor
+
+__all__ = ["dropout", "gelu", "leaky_relu", "linear", "log_softmax", "one_hot", "pad", "relu",
+           "sigmoid", "softmax", "tanh", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "logsigmoid",
+           "softplus"]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _reduce(loss, reduction, op):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.mean()
+    raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _check_pair(op, input, target, same_shape=True):
+    check_tensor(input, op, "input")
+    check_tensor(target, op, "target")
+    same_device(op, input, target)
+    if same_shape and input.shape != target.shape:
+        raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be a float tensor, got {input.dtype}")
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, linear above ``threshold`` (as torch)."""
+    z = input * beta
+    soft = (z.clamp(max=threshold).exp()).log1p() / beta
+    return where(z > threshold, input, soft)
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|."""
+    return -((-input).relu() + (-input.abs()).exp().log1p())
+
+
+def mse_loss(input, target, reduction="mean"):
+    _check_pair("mse_loss", input, target)
+    d = input - target
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def l1_loss(input, target, reduction="mean"):
+    _check_pair("l1_loss", input, target)
+    return _reduce((input - target).abs(), reduction, "l1_loss")
+
+
+def _class_targets(op, input, target, ignore_index):
+    """Check (N, C, *) scores against (N, *) integer classes in [0, C) (or ignore_index)."""
+    check_tensor(input, op, "input")
+    check_tensor(target, op, "target")
+    same_device(op, input, target)
+    if input.ndim < 1:
+        raise ValueError(f"{op}: input must have a class dimension, got shape {input.shape}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices, got {target.dtype}")
+    c_dim = 0 if input.ndim == 1 else 1
+    expected = input.shape[:c_dim] + input.shape[c_dim + 1:]
+    if target.shape != expected:
+        raise ValueError(f"{op}: target shape {target.shape} does not match input {input.shape} "
+                         f"(expected {expected})")
+    t = target.numpy()
+    valid = t != ignore_index
+    n_cls = input.shape[c_dim]
+    if valid.any() and (t[valid].min() < 0 or t[valid].max() >= n_cls):
+        raise IndexOutOfRangeError(f"{op}: target classes must be in [0, {n_cls}), "
+                                   f"got [{t[valid].min()}, {t[valid].max()}]")
+    return c_dim, valid
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """-input[n, target[n]] * weight[target[n]]; input holds log-probabilities (N, C, *)."""
+    c_dim, valid = _class_targets("nll_loss", input, target, ignore_index)
+    n_cls = input.shape[c_dim]
+    if weight is not None:
+        check_tensor(weight, "nll_loss", "weight")
+        if weight.shape != (n_cls,):
+            raise ValueError(f"nll_loss: weight must have shape ({n_cls},), got {weight.shape}")
+    safe = Tensor(np.where(valid, target.numpy(), 0).astype(np.int64))
+    picked = input.gather(c_dim, safe.unsqueeze(c_dim)).squeeze(c_dim)
+    w = Tensor(valid.astype(input.dtype))
+    if weight is not None:
+        w = w * weight.detach()[safe] if weight.requires_grad is False else w * weight[safe]
+    loss = -picked * w
+    if reduction == "mean":
+        return loss.sum() / w.sum()
+    return _reduce(loss, reduction, "nll_loss")
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """log_softmax + nll_loss over class indices, with torch's ``label_smoothing``."""
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    c_dim, valid = _class_targets("cross_entropy", input, target, ignore_index)
+    logp = log_softmax(input, c_dim)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if label_smoothing == 0.0:
+        return nll
+    n_cls = input.shape[c_dim]
+    mask = Tensor(valid.astype(input.dtype))
+    if weight is not None:
+        shape = [1] * input.ndim
+        shape[c_dim] = n_cls
+        smooth = -(logp * weight.reshape(shape)).sum(c_dim) * mask
+    else:
+        smooth = -logp.sum(c_dim) * mask
+    if reduction == "mean":
+        if weight is not None:
+            safe = Tensor(np.where(valid, target.numpy(), 0).astype(np.int64))
+            smooth = smooth.sum() / (weight[safe] * mask).sum()
+        else:
+            smooth = smooth.sum() / mask.sum()
+    else:
+        smooth = _reduce(smooth, reduction, "cross_entropy")
+    return (1 - label_smoothing) * nll + (label_smoothing / n_cls) * smooth
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-(t log p + (1 - t) log(1 - p)) on probabilities; logs clamped at -100 (as torch)."""
+    _check_pair("binary_cross_entropy", input, target)
+    p = input.numpy()
+    if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):
+        raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]")
+    loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None):
+    """BCE on logits, stable for large |x|: (1 - t) x + (1 + (pw - 1) t) softplus(-x)."""
+    _check_pair("binary_cross_entropy_with_logits", input, target)
+    log_sig_neg = logsigmoid(-input)    # log(1 - sigmoid(x))
+    if pos_weight is None:
+        loss = -(target * logsigmoid(input) + (1 - target) * log_sig_neg)
+    else:
+        loss = -(pos_weight * target * logsigmoid(input) + (1 - target) * log_sig_neg)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """KL(target || exp(input)) pointwise: input holds log-probabilities.
+    ``reduction='batchmean'`` divides the sum by the batch size (the true KL)."""
+    _check_pair("kl_div", input, target)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        t = target.numpy()
+        safe_log = Tensor(np.log(np.where(t > 0, t, 1)).astype(t.dtype))
+        loss = target * (safe_log - input) if not target.requires_grad else \
+            where(target > 0, target * ((target.clamp(min=1e-45)).log() - input), 0.0)
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction, "kl_div")
