@@ -32,12 +32,11 @@ def register_kernel(op, device, fn):
 
 def kernel(op, device):
     """The kernel of ``op`` on ``device`` (imported on first use)."""
-    try:
-        fn = _registry[op, device]
-    except KeyError:
+    fn = _registry.get((op, device))
+    if fn is None:
         raise NotImplementedError(
             f"{op}: no kernel registered for device {device!r}") from None
-    if isinstance(fn, str):
+    if type(fn) is str:
         module, _, attr = fn.partition(":")
         fn = getattr(importlib.import_module(module), attr)
         _registry[op, device] = fn

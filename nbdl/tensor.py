@@ -18,7 +18,7 @@ def to_numpy(data):
 
 
 def device_of(data):
-    return "cpu" if isinstance(data, np.ndarray) else "cuda"
+    return "cpu" if type(data) is np.ndarray or isinstance(data, np.ndarray) else "cuda"
 
 
 def check_device(device, op="to"):

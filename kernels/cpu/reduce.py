@@ -28,7 +28,8 @@ def argmin(x, dim, keepdim):
 
 @njit(cache=True, parallel=True)
 def _softmax_rows(x, out, log):
-    """x, out: (rows, n). Row max, then sum of exp, then write (log-)softmax."""
+    """x, out: (rows, n). Row max; then exp(x - max) summed (and, for softmax,
+    stored and rescaled in place; for log_softmax, x - logsumexp written)."""
     rows, n = x.shape
     for r in prange(rows):
         m = -np.inf
@@ -36,16 +37,20 @@ def _softmax_rows(x, out, log):
             if x[r, j] > m:
                 m = x[r, j]
         s = 0.0
-        for j in range(n):
-            s += math.exp(x[r, j] - m)
         if log:
+            for j in range(n):
+                s += math.exp(x[r, j] - m)
             lse = m + math.log(s)
             for j in range(n):
                 out[r, j] = x[r, j] - lse
         else:
+            for j in range(n):
+                e = math.exp(x[r, j] - m)
+                out[r, j] = e
+                s += e
             inv = 1.0 / s
             for j in range(n):
-                out[r, j] = math.exp(x[r, j] - m) * inv
+                out[r, j] *= inv
 
 
 @njit(cache=True, parallel=True)

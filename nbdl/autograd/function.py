@@ -18,7 +18,6 @@ class FunctionCtx:
 
     def __init__(self, inputs):
         self._saved = ()
-        self._freed = False
         self.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in inputs)
 
     def save_for_backward(self, *tensors):
@@ -30,8 +29,6 @@ class FunctionCtx:
 
     @property
     def saved_tensors(self):
-        if self._freed:
-            raise RuntimeError("saved_tensors: already freed by a backward without retain_graph=True")
         return self._saved
 
 
@@ -75,7 +72,6 @@ class Function:
                     raise RuntimeError(f"{name}.backward: gradient {i} must be a Tensor of shape "
                                        f"{args[i].shape}, got {got}")
                 res.append(g)
-            ctx._freed = True
             return tuple(res)
 
         if len(outs) == 1:

@@ -114,15 +114,15 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
         buf[r._out_idx] = add(buf[r._out_idx], g)
 
     ready = [n for n, c in consumers.items() if c == 0]
-    mode = enable_grad() if create_graph else no_grad()
-    with mode:
+    capture = targets is not None and not accumulate
+    with enable_grad() if create_graph else no_grad():
         while ready:
             node = ready.pop()
             grads_out = pending.pop(node, None)
-            if targets is not None and grads_out is not None and not accumulate:
-                _capture_nonleaf(node, grads_out, inputs, targets, found)
             grads_in = ()
-            if grads_out is not None and any(g is not None for g in grads_out):
+            if grads_out is not None:
+                if capture:
+                    _capture_nonleaf(node, grads_out, inputs, targets, found)
                 fn = node.backward_fn
                 if fn is None:
                     raise _freed_error(node)
@@ -135,21 +135,31 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
                     for g in grads_in:
                         if g is not None:
                             check_finite(g.data, node.name, where="backward")
+            n_in = len(grads_in)
             for i, t in enumerate(node.inputs):
-                g = grads_in[i] if i < len(grads_in) else None
+                g = grads_in[i] if i < n_in else None
                 f = t.grad_fn
                 if f is not None:
                     if g is not None:
                         buf = pending.get(f)
                         if buf is None:
-                            buf = pending[f] = [None] * _n_outputs(f)
-                        buf[t._out_idx] = add(buf[t._out_idx], g)
-                    consumers[f] -= 1
-                    if consumers[f] == 0:
+                            pending[f] = [g] if f.out_meta is None else _slot(f, t._out_idx, g)
+                        else:
+                            j = t._out_idx
+                            buf[j] = g if buf[j] is None else buf[j] + g
+                    c = consumers[f] - 1
+                    consumers[f] = c
+                    if c == 0:
                         ready.append(f)
                 elif g is not None and t.requires_grad:
                     to_leaf(t, g)
     return found
+
+
+def _slot(node, idx, g):
+    buf = [None] * len(node.out_meta)
+    buf[idx] = g
+    return buf
 
 
 def _n_outputs(node):

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from nbdl.autograd.grad_mode import _State
 from nbdl.autograd.graph import attach
 from nbdl.dispatch import kernel
 from nbdl.functional._util import (check_tensor, is_scalar, promote, same_device,
@@ -23,11 +24,11 @@ def _binary(name, a, b, grads):
         inputs = (a, b)
     elif ta:
         dev = a.device
-        x, y = scalar_operand(a, b, name)
+        x, y = (a.data, b) if type(b) is float and a.data.dtype.kind == "f" else scalar_operand(a, b, name)
         inputs = (a,)
     elif tb:
         dev = b.device
-        y, x = scalar_operand(b, a, name)
+        y, x = (b.data, a) if type(a) is float and b.data.dtype.kind == "f" else scalar_operand(b, a, name)
         inputs = (b,)
     else:
         raise TypeError(f"{name}: expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
@@ -36,16 +37,18 @@ def _binary(name, a, b, grads):
     except ValueError:
         raise ValueError(f"{name}: shapes {np.shape(x)} and {np.shape(y)} do not broadcast") from None
     out = Tensor(data)
+    if not _State.grad_enabled and not _State.anomaly:
+        return out
 
     def backward(g):
         need = (ta and a.requires_grad, tb and b.requires_grad)
         ga, gb = grads(g, a, b, out, need)
-        res = []
+        if ta and tb:
+            return (None if ga is None else unbroadcast(ga, a.shape),
+                    None if gb is None else unbroadcast(gb, b.shape))
         if ta:
-            res.append(unbroadcast(ga, a.shape) if ga is not None else None)
-        if tb:
-            res.append(unbroadcast(gb, b.shape) if gb is not None else None)
-        return tuple(res)
+            return (None if ga is None else unbroadcast(ga, a.shape),)
+        return (None if gb is None else unbroadcast(gb, b.shape),)
 
     return attach(out, name, inputs, backward)
 

@@ -1,0 +1,32 @@
+# The two quick-start commands (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST := $(BIN)/python -m pytest -q --durations=15
+
+.PHONY: demo test test-cuda bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.examples: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[examples]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.examples
+
+demo: $(VENV)/.examples
+	$(BIN)/python examples/quickstart.py
+
+test: $(VENV)/.dev
+	$(PYTEST)
+
+bench: $(VENV)/.dev
+	cd asv_benchmarks && ../$(BIN)/asv machine --yes && \
+	  ../$(BIN)/asv run --python=same --set-commit-hash $$(git rev-parse HEAD) --show-stderr
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache asv_benchmarks/results asv_benchmarks/html
