@@ -3,6 +3,8 @@
 Read this table to find the kernel behind any op; swap one with
 ``nbdl.use_kernel(op, device, fn)`` or ``nbdl.register_kernel``.
 """
+import os
+
 from nbdl.dispatch import register_kernel
 
 CPU = "nbdl.kernels.cpu"
@@ -42,3 +44,17 @@ BUILTIN = {
 
 for _op, _path in BUILTIN.items():
     register_kernel(_op, "cpu", _path)
+
+
+def register_from_env(spec):
+    """Register overrides from ``NBDL_KERNELS``: comma-separated
+    ``op@device=module:function`` entries (imported on first use)."""
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        target, sep, path = entry.partition("=")
+        op, at, device = target.partition("@")
+        if not (sep and at and ":" in path):
+            raise ValueError(f"NBDL_KERNELS: expected 'op@device=module:function', got {entry!r}")
+        register_kernel(op, device, path)
+
+
+register_from_env(os.environ.get("NBDL_KERNELS", ""))
