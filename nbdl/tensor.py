@@ -206,12 +206,15 @@ class Tensor:
     def __setitem__(self, index, value):
         self._check_inplace("__setitem__")
         index = F.unwrap_index(index, self.shape, "__setitem__")
-        self.data[index] = value.data if isinstance(value, Tensor) else value
+        try:
+            self.data[index] = value.data if isinstance(value, Tensor) else value
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"__setitem__: cannot assign to a tensor of shape {self.shape}: {e}") from None
 
     def copy_(self, src):
         self._check_inplace("copy_")
         src = src.data if isinstance(src, Tensor) else np.asarray(src)
-        if np.broadcast_shapes(np.shape(src), self.shape) != self.shape:
+        if not F.broadcasts_to(np.shape(src), self.shape):
             raise ValueError(f"copy_: source of shape {np.shape(src)} does not broadcast to {self.shape}")
         self.data[...] = src
         return self

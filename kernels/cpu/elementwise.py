@@ -10,7 +10,7 @@ from numba import njit, prange
 
 def _flat_out(x):
     """A C-contiguous copy source and a fresh output of the same shape and dtype."""
-    x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x).reshape(np.shape(x))   # ascontiguousarray makes 0-d 1-d
     return x, np.empty_like(x)
 
 

@@ -95,7 +95,9 @@ def once_differentiable(backward):
     def wrapper(ctx, *grads):
         with no_grad():
             result = backward(ctx, *grads)
-        if not is_grad_enabled() or not any(isinstance(g, Tensor) and g.requires_grad for g in grads):
+        # the gradients depend on the incoming grads and on the saved tensors
+        sources = tuple(t for t in grads + tuple(ctx._saved) if isinstance(t, Tensor) and t.requires_grad)
+        if not is_grad_enabled() or not sources:
             return result
         single = not isinstance(result, tuple)
         name = getattr(backward, "__qualname__", "backward")
@@ -104,8 +106,7 @@ def once_differentiable(backward):
             raise RuntimeError(f"{name} is once-differentiable: its gradient cannot be "
                                "differentiated again (create_graph=True through it)")
 
-        marked = tuple(attach(Tensor(r.data), name, tuple(g for g in grads if isinstance(g, Tensor)),
-                              refuse) if isinstance(r, Tensor) else r
+        marked = tuple(attach(Tensor(r.data), name, sources, refuse) if isinstance(r, Tensor) else r
                        for r in ((result,) if single else result))
         return marked[0] if single else marked
 

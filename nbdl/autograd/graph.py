@@ -128,7 +128,13 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
                     raise _freed_error(node)
                 if node.out_meta is not None:
                     grads_out = _materialize(node, grads_out)
-                grads_in = fn(*grads_out)
+                try:
+                    grads_in = fn(*grads_out)
+                except FloatingPointError as e:   # an op inside this backward: name this node
+                    if not _State.anomaly:
+                        raise
+                    raise FloatingPointError(f"detect_anomaly: backward of op '{node.name}' "
+                                             "produced NaN or inf") from e
                 if not retain_graph:
                     node.backward_fn = None
                 if _State.anomaly:
@@ -138,6 +144,8 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
             n_in = len(grads_in)
             for i, t in enumerate(node.inputs):
                 g = grads_in[i] if i < n_in else None
+                if g is not None and g.dtype != t.dtype:   # float32 * float64: each input keeps its dtype
+                    g = g.to(dtype=t.dtype)
                 f = t.grad_fn
                 if f is not None:
                     if g is not None:

@@ -1,6 +1,6 @@
 """Differentiable ops. Each binds a kernel per device (``nbdl.dispatch``) and
 records a backward written in these same ops (so ``create_graph=True`` works)."""
-from nbdl.functional._util import IndexOutOfRangeError, unbroadcast
+from nbdl.functional._util import IndexOutOfRangeError, broadcasts_to, unbroadcast
 from nbdl.functional.elementwise import (
     abs, add, allclose, cast, clamp, clip, clone, cos, div, eq, equal, erf, exp, ge, gelu, gt,
     le, leaky_relu, log, log1p, logical_and, logical_not, logical_or, lt, masked_fill, maximum,

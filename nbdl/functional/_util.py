@@ -41,10 +41,20 @@ def promote(x, y):
     return x, y
 
 
+def broadcasts_to(shape, target):
+    """True when ``shape`` broadcasts to exactly ``target``."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
 def scalar_operand(t, s, op):
     """(array, scalar) for a tensor-op-Python-number call, torch's dtype rule."""
     if not is_scalar(s):
         raise TypeError(f"{op}: operands must be Tensors or numbers, got {type(s).__name__}")
+    if isinstance(s, np.generic):   # a numpy scalar counts as a Python number (as torch)
+        s = s.item()
     x = t.data
     if x.dtype.kind in "iub" and isinstance(s, (float, np.floating)):
         x = x.astype(np.float32)
@@ -62,15 +72,16 @@ def norm_dim(dim, ndim, op, arg="dim"):
 
 
 def norm_dims(dim, ndim, op):
-    """Tuple of dims (all when dim is None)."""
+    """Tuple of dims (all when dim is None; none for a 0-d tensor, as torch)."""
     if dim is None:
         return tuple(range(ndim))
     if isinstance(dim, (tuple, list)):
         dims = tuple(norm_dim(d, ndim, op) for d in dim)
         if len(set(dims)) != len(dims):
             raise ValueError(f"{op}: dim {dim} repeats a dimension")
-        return dims
-    return (norm_dim(dim, ndim, op),)
+    else:
+        dims = (norm_dim(dim, ndim, op),)
+    return dims if ndim else ()
 
 
 def unbroadcast(g, shape):

@@ -8,7 +8,7 @@ import numpy as np
 from nbdl.autograd.grad_mode import _State
 from nbdl.autograd.graph import attach
 from nbdl.dispatch import kernel
-from nbdl.functional._util import (check_tensor, is_scalar, promote, same_device,
+from nbdl.functional._util import (broadcasts_to, check_tensor, is_scalar, promote, same_device,
                                    scalar_operand, unbroadcast)
 from nbdl.tensor import Tensor
 
@@ -76,7 +76,7 @@ def _pow_grads(g, a, b, out, need):
     if need[0]:
         ga = g * b * pow(a, b - 1) if not (is_scalar(b) and b == 2) else g * 2 * a
     if need[1]:
-        gb = g * out * log(a)
+        gb = g * out * (log(a) if isinstance(a, Tensor) else math.log(a))
     return ga, gb
 
 
@@ -84,20 +84,20 @@ def pow(a, b):
     return _binary("pow", a, b, _pow_grads)
 
 
+def _winner_grads(a_wins):
+    """Gradients of maximum/minimum: all to the winner, half each on a tie (as torch)."""
+    def grads(g, a, b, out, need):
+        share = (_compare(a_wins, a, b).to(dtype=g.dtype) + 0.5 * eq(a, b).to(dtype=g.dtype))
+        return (g * share if need[0] else None, g * (1 - share) if need[1] else None)
+    return grads
+
+
 def maximum(a, b):
-    return _binary("maximum", a, b, lambda g, a, b, out, need: (
-        where(_ge(a, b), g, 0.0) if need[0] else None,
-        where(_ge(a, b), 0.0, g) if need[1] else None))
+    return _binary("maximum", a, b, _winner_grads("gt"))
 
 
 def minimum(a, b):
-    return _binary("minimum", a, b, lambda g, a, b, out, need: (
-        where(_ge(b, a), g, 0.0) if need[0] else None,
-        where(_ge(b, a), 0.0, g) if need[1] else None))
-
-
-def _ge(a, b):
-    return ge(a, b) if isinstance(a, Tensor) else le(b, a)
+    return _binary("minimum", a, b, _winner_grads("lt"))
 
 
 # ---- comparisons and logic (no gradient) ---------------------------------
@@ -279,7 +279,7 @@ def masked_fill(input, mask, value):
     """``value`` where ``mask`` (broadcast to input) else ``input``."""
     check_tensor(input, "masked_fill")
     check_tensor(mask, "masked_fill", "mask")
-    if np.broadcast_shapes(mask.shape, input.shape) != input.shape:
+    if not broadcasts_to(mask.shape, input.shape):
         raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {input.shape}")
     if isinstance(value, Tensor):
         if value.numel() != 1:

@@ -13,10 +13,10 @@ def matmul(a, b):
     check_tensor(b, "matmul", "other")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got {a.shape} and {b.shape}")
-    if a.ndim == 1:
-        return matmul(a.unsqueeze(0), b).squeeze(-2)
     if b.ndim == 1:
         return matmul(a, b.unsqueeze(1)).squeeze(-1)
+    if a.ndim == 1:
+        return matmul(a.unsqueeze(0), b).squeeze(-2)
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
     try:

@@ -44,19 +44,32 @@ def mean(x, dim=None, keepdim=False):
     return sum(_float(x), dims, keepdim) * (1.0 / n)
 
 
-def _extremum(name, x, dim, keepdim):
-    check_tensor(x, name)
+def _nonempty(x, op):
+    check_tensor(x, op)
     if x.numel() == 0:
-        raise ValueError(f"{name}: expected a non-empty tensor, got shape {x.shape}")
+        raise ValueError(f"{op}: expected a non-empty tensor, got shape {x.shape}")
+
+
+def _amax(name, x, dim, keepdim, op):
+    """Largest (name='max') or smallest element over dims; ties share the gradient evenly (as torch)."""
+    _nonempty(x, op)
+    dims = norm_dims(dim, x.ndim, op)
+    out = Tensor(kernel("a" + name, x.device)(x.data, dims, keepdim))
+
+    def backward(g):
+        hit = (x == _expand_back(out, x.shape, dims, keepdim)).to(dtype=g.dtype)
+        return (_expand_back(g, x.shape, dims, keepdim) * hit / hit.sum(dims, keepdim=True),)
+
+    return attach(out, op, (x,), backward)
+
+
+def _extremum(name, x, dim, keepdim):
     if dim is None:
-        out = Tensor(kernel("a" + name, x.device)(x.data, None, False))
-
-        def backward(g):   # ties share the gradient evenly, like torch's amax
-            hit = (x == out).to(dtype=g.dtype)
-            return (g * hit / hit.sum(),)
-
-        return attach(out, name, (x,), backward)
+        return _amax(name, x, None, False, name)
+    _nonempty(x, name)
     d = norm_dim(dim, x.ndim, name)
+    if x.ndim == 0:   # dim 0 of a 0-d tensor: the element itself (as torch)
+        return _extremum(name, x.reshape(1), 0, False)
     idx = Tensor(kernel("arg" + name, x.device)(x.data, d, True))
     vals = x.gather(d, idx)   # differentiable: the gradient scatters back to idx
     if not keepdim:
@@ -75,22 +88,20 @@ def min(x, dim=None, keepdim=False):
 
 
 def amax(x, dim=None, keepdim=False):
-    if dim is None:
-        return _extremum("max", x, None, False)
-    return _extremum("max", x, dim, keepdim).values
+    """Largest values over ``dim`` (an int, a tuple, or None for all)."""
+    return _amax("max", x, dim, keepdim, "amax")
 
 
 def amin(x, dim=None, keepdim=False):
-    if dim is None:
-        return _extremum("min", x, None, False)
-    return _extremum("min", x, dim, keepdim).values
+    """Smallest values over ``dim`` (an int, a tuple, or None for all)."""
+    return _amax("min", x, dim, keepdim, "amin")
 
 
 def _arg(name, x, dim, keepdim):
-    check_tensor(x, name)
-    if x.numel() == 0:
-        raise ValueError(f"{name}: expected a non-empty tensor, got shape {x.shape}")
-    if dim is None:
+    _nonempty(x, name)
+    if dim is None or x.ndim == 0:
+        if dim is not None:
+            norm_dim(dim, 0, name)
         return Tensor(kernel(name, x.device)(x.data.reshape(-1), 0, False))
     return Tensor(kernel(name, x.device)(x.data, norm_dim(dim, x.ndim, name), keepdim))
 

@@ -3,9 +3,11 @@ softmax and the losses (written in differentiable ops, so their second
 derivatives work)."""
 import numpy as np
 
+from nbdl.autograd.grad_mode import no_grad
+from nbdl.autograd.graph import attach
 from nbdl.functional import (dropout, gelu, leaky_relu, linear, log_softmax, logsumexp, one_hot,
                              pad, relu, sigmoid, softmax, tanh, where)
-from nbdl.functional._util import IndexOutOfRangeError, check_tensor, same_device
+from nbdl.functional._util import IndexOutOfRangeError, broadcasts_to, check_tensor, same_device
 from nbdl.tensor import Tensor
 
 __all__ = ["dropout", "gelu", "leaky_relu", "linear", "log_softmax", "one_hot", "pad", "relu",
@@ -44,8 +46,19 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def logsigmoid(input):
-    """log(sigmoid(x)) = -softplus(-x), stable for large |x|."""
-    return -((-input).relu() + (-input.abs()).exp().log1p())
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), stable for large |x|;
+    its gradient sigmoid(-x) is smooth at 0 too."""
+    check_tensor(input, "logsigmoid")
+    with no_grad():
+        out = input.clamp(max=0) - (-input.abs()).exp().log1p()
+    return attach(out, "logsigmoid", (input,), lambda g: (g * sigmoid(-input),))
+
+
+def _check_broadcast(op, arg, t, shape):
+    """``t`` (a weight) must broadcast to the input's ``shape``."""
+    check_tensor(t, op, arg)
+    if not broadcasts_to(t.shape, shape):
+        raise ValueError(f"{op}: {arg} of shape {t.shape} does not broadcast to the input's shape {shape}")
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -59,8 +72,9 @@ def l1_loss(input, target, reduction="mean"):
     return _reduce((input - target).abs(), reduction, "l1_loss")
 
 
-def _class_targets(op, input, target, ignore_index):
-    """Check (N, C, *) scores against (N, *) integer classes in [0, C) (or ignore_index)."""
+def _class_targets(op, input, target, ignore_index, weight):
+    """Check (N, C, *) scores against (N, *) integer classes in [0, C) (or ignore_index)
+    and the (C,) class ``weight``."""
     check_tensor(input, op, "input")
     check_tensor(target, op, "target")
     same_device(op, input, target)
@@ -79,22 +93,21 @@ def _class_targets(op, input, target, ignore_index):
     if valid.any() and (t[valid].min() < 0 or t[valid].max() >= n_cls):
         raise IndexOutOfRangeError(f"{op}: target classes must be in [0, {n_cls}), "
                                    f"got [{t[valid].min()}, {t[valid].max()}]")
+    if weight is not None:
+        check_tensor(weight, op, "weight")
+        if weight.shape != (n_cls,):
+            raise ValueError(f"{op}: weight must have shape ({n_cls},), got {weight.shape}")
     return c_dim, valid
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-input[n, target[n]] * weight[target[n]]; input holds log-probabilities (N, C, *)."""
-    c_dim, valid = _class_targets("nll_loss", input, target, ignore_index)
-    n_cls = input.shape[c_dim]
-    if weight is not None:
-        check_tensor(weight, "nll_loss", "weight")
-        if weight.shape != (n_cls,):
-            raise ValueError(f"nll_loss: weight must have shape ({n_cls},), got {weight.shape}")
+    c_dim, valid = _class_targets("nll_loss", input, target, ignore_index, weight)
     safe = Tensor(np.where(valid, target.numpy(), 0).astype(np.int64))
     picked = input.gather(c_dim, safe.unsqueeze(c_dim)).squeeze(c_dim)
     w = Tensor(valid.astype(input.dtype))
     if weight is not None:
-        w = w * weight.detach()[safe] if weight.requires_grad is False else w * weight[safe]
+        w = w * weight[safe]
     loss = -picked * w
     if reduction == "mean":
         return loss.sum() / w.sum()
@@ -108,7 +121,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    c_dim, valid = _class_targets("cross_entropy", input, target, ignore_index)
+    c_dim, valid = _class_targets("cross_entropy", input, target, ignore_index, weight)
     logp = log_softmax(input, c_dim)
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if label_smoothing == 0.0:
@@ -138,6 +151,8 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     p = input.numpy()
     if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):
         raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]")
+    if weight is not None:
+        _check_broadcast("binary_cross_entropy", "weight", weight, input.shape)
     loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
     if weight is not None:
         loss = loss * weight
@@ -148,6 +163,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
                                      pos_weight=None):
     """BCE on logits, stable for large |x|: (1 - t) x + (1 + (pw - 1) t) softplus(-x)."""
     _check_pair("binary_cross_entropy_with_logits", input, target)
+    for arg, w in (("weight", weight), ("pos_weight", pos_weight)):
+        if w is not None:
+            _check_broadcast("binary_cross_entropy_with_logits", arg, w, input.shape)
     log_sig_neg = logsigmoid(-input)    # log(1 - sigmoid(x))
     if pos_weight is None:
         loss = -(target * logsigmoid(input) + (1 - target) * log_sig_neg)
