@@ -34,7 +34,10 @@ BUILTIN = {
     # indexing and layout
     "gather": f"{CPU}.indexing:gather", "scatter_add": f"{CPU}.indexing:scatter_add",
     "index_add_zeros": f"{CPU}.indexing:index_add_zeros", "cat": f"{CPU}.indexing:cat",
-    "pad_constant": f"{CPU}.indexing:pad_constant",
+    "pad_constant": f"{CPU}.indexing:pad_constant", "index": f"{CPU}.indexing:index",
+    "setitem": f"{CPU}.indexing:setitem",
+    "reshape": f"{CPU}.indexing:reshape", "permute": f"{CPU}.indexing:permute",
+    "broadcast_to": f"{CPU}.indexing:broadcast_to", "cast": f"{CPU}.elementwise:cast",
     # GEMM
     "matmul": f"{CPU}.linalg:matmul", "linear": f"{CPU}.linalg:linear",
     # random

@@ -21,6 +21,18 @@ def device_of(data):
     return "cpu" if type(data) is np.ndarray or isinstance(data, np.ndarray) else "cuda"
 
 
+def is_c_contiguous(data):
+    if isinstance(data, np.ndarray):
+        return bool(data.flags.c_contiguous)
+    return bool(data.is_c_contiguous())
+
+
+def owns_fresh_buffer(data):
+    """True for a numpy array that owns its C-contiguous memory (safe to keep as a .grad);
+    device arrays cannot tell, so they answer False and get copied."""
+    return isinstance(data, np.ndarray) and data.flags.owndata and data.flags.c_contiguous
+
+
 def check_device(device, op="to"):
     from nbdl.dispatch import DEVICES
     if not isinstance(device, str):
@@ -184,10 +196,10 @@ class Tensor:
         return F.clone(self)
 
     def contiguous(self):
-        return self if self.data.flags.c_contiguous else F.clone(self)
+        return self if is_c_contiguous(self.data) else F.clone(self)
 
     def is_contiguous(self):
-        return bool(self.data.flags.c_contiguous)
+        return is_c_contiguous(self.data)
 
     # ---- autograd -------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -200,43 +212,52 @@ class Tensor:
             raise RuntimeError(
                 f"{op}: in-place change of a tensor that is part of the graph "
                 f"(shape {self.shape}); do it under nbdl.no_grad() or on a detached tensor")
-        if not self.data.flags.writeable:
+        if isinstance(self.data, np.ndarray) and not self.data.flags.writeable:
             raise RuntimeError(f"{op}: the tensor is a read-only view (e.g. from expand); clone() it first")
 
     def __setitem__(self, index, value):
         self._check_inplace("__setitem__")
         index = F.unwrap_index(index, self.shape, "__setitem__")
+        self._write(index, value, "__setitem__")
+
+    def _write(self, index, value, op):
+        """self.data[index] = value, by the setitem kernel of this device."""
+        if isinstance(value, Tensor):
+            if value.device != self.device:
+                raise ValueError(f"{op}: value is on {value.device!r}, the tensor on {self.device!r}")
+            value = value.data
+        from nbdl.dispatch import kernel
         try:
-            self.data[index] = value.data if isinstance(value, Tensor) else value
+            kernel("setitem", self.device)(self.data, index, value)
         except (ValueError, TypeError) as e:
-            raise type(e)(f"__setitem__: cannot assign to a tensor of shape {self.shape}: {e}") from None
+            raise type(e)(f"{op}: cannot assign to a tensor of shape {self.shape}: {e}") from None
 
     def copy_(self, src):
         self._check_inplace("copy_")
-        src = src.data if isinstance(src, Tensor) else np.asarray(src)
-        if not F.broadcasts_to(np.shape(src), self.shape):
-            raise ValueError(f"copy_: source of shape {np.shape(src)} does not broadcast to {self.shape}")
-        self.data[...] = src
+        shape = src.shape if isinstance(src, Tensor) else np.shape(src)
+        if not F.broadcasts_to(shape, self.shape):
+            raise ValueError(f"copy_: source of shape {shape} does not broadcast to {self.shape}")
+        self._write(Ellipsis, src if isinstance(src, Tensor) else np.asarray(src), "copy_")
         return self
 
     def fill_(self, value):
         self._check_inplace("fill_")
-        self.data[...] = value
+        self._write(Ellipsis, value, "fill_")
         return self
 
     def zero_(self):
         return self.fill_(0)
 
     def uniform_(self, a=0.0, b=1.0):
-        from nbdl.creation import _fill_random
+        from nbdl.creation import rand
         self._check_inplace("uniform_")
-        _fill_random(self.data, "uniform", a, b)
+        self._write(Ellipsis, (rand(self.shape, dtype=self.dtype) * (b - a) + a).data, "uniform_")
         return self
 
     def normal_(self, mean=0.0, std=1.0):
-        from nbdl.creation import _fill_random
+        from nbdl.creation import randn
         self._check_inplace("normal_")
-        _fill_random(self.data, "normal", mean, std)
+        self._write(Ellipsis, (randn(self.shape, dtype=self.dtype) * std + mean).data, "normal_")
         return self
 
     # ---- operators ------------------------------------------------------

@@ -103,3 +103,8 @@ def pow(x, y):
 
 def sign(x):
     return np.sign(x)
+
+
+def cast(x, dtype):
+    """A copy of x as dtype."""
+    return x.astype(dtype)

@@ -40,3 +40,28 @@ def cat(arrays, dim):
 
 def pad_constant(x, widths, value):
     return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+def reshape(x, shape):
+    """x with a new shape: a view where the layout allows, else a copy."""
+    return x.reshape(shape)
+
+
+def permute(x, dims):
+    """x with its axes reordered (a view)."""
+    return x.transpose(dims)
+
+
+def broadcast_to(x, shape):
+    """A read-only broadcast view of x."""
+    return np.broadcast_to(x, shape)
+
+
+def index(x, idx):
+    """x[idx] for a numpy index (basic slices give views); always an ndarray."""
+    return np.asarray(x[idx])
+
+
+def setitem(x, idx, value):
+    """x[idx] = value in place (value: an array or a number)."""
+    x[idx] = value

@@ -78,7 +78,7 @@ class Function:
             attach(outs[0], name, inputs, backward_fn)
             return outs[0]
         if _State.grad_enabled and any(t.requires_grad for t in inputs):
-            node = Node(name, inputs, backward_fn, out_meta=[(o.shape, o.dtype) for o in outs])
+            node = Node(name, inputs, backward_fn, out_meta=[(o.shape, o.dtype, o.device) for o in outs])
             for i, o in enumerate(outs):
                 if o.dtype.kind == "f":
                     o.requires_grad, o.grad_fn, o._out_idx = True, node, i

@@ -20,7 +20,7 @@ class Node:
         self.name = name
         self.inputs = inputs
         self.backward_fn = backward_fn
-        self.out_meta = out_meta   # [(shape, dtype)] per output, only for multi-output nodes
+        self.out_meta = out_meta   # [(shape, dtype, device)] per output, multi-output nodes only
 
     def __repr__(self):
         return f"<{self.name}Backward>"
@@ -64,6 +64,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
     ``inputs`` only, when given); accumulate=False returns, for each tensor of
     ``inputs``, the gradient that reached it (None where none did).
     """
+    from nbdl.tensor import owns_fresh_buffer
     targets = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
     found = [None] * len(inputs) if inputs is not None else None
     stored = set()   # ids of grad tensors already stored in a .grad during this walk
@@ -81,7 +82,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
                 return
         if not create_graph:
             g = g.detach()
-            if id(g) in stored or not g.data.flags.owndata or not g.data.flags.c_contiguous:
+            if id(g) in stored or not owns_fresh_buffer(g.data):
                 g = g.clone()
             stored.add(id(g))
         t.grad = g if t.grad is None else t.grad + g
@@ -176,9 +177,9 @@ def _n_outputs(node):
 
 def _materialize(node, grads_out):
     """Zeros for the outputs of a multi-output node that received no gradient."""
-    from nbdl.tensor import Tensor
-    return tuple(g if g is not None else Tensor(np.zeros(shape, dtype))
-                 for g, (shape, dtype) in zip(grads_out, node.out_meta))
+    from nbdl.creation import zeros
+    return tuple(g if g is not None else zeros(shape, dtype=dtype, device=device)
+                 for g, (shape, dtype, device) in zip(grads_out, node.out_meta))
 
 
 def _capture_nonleaf(node, grads_out, inputs, targets, found):

@@ -3,7 +3,8 @@ import numbers
 
 import numpy as np
 
-from nbdl.tensor import Tensor
+from nbdl.dispatch import kernel
+from nbdl.tensor import Tensor, device_of
 
 
 class IndexOutOfRangeError(IndexError, ValueError):
@@ -29,15 +30,35 @@ def same_device(op, *tensors):
     return dev
 
 
+def cast_array(a, dtype):
+    """``a`` as ``dtype`` (a new array), by the cast kernel of its device."""
+    return kernel("cast", device_of(a))(a, dtype)
+
+
+def reshape_array(a, shape):
+    """``a`` reshaped (a view where the layout allows, else a copy)."""
+    return kernel("reshape", device_of(a))(a, tuple(shape))
+
+
+def permute_array(a, dims):
+    """``a`` with its axes reordered as ``dims``."""
+    return kernel("permute", device_of(a))(a, tuple(dims))
+
+
+def host_tensor(arr, device):
+    """A tensor on ``device`` holding the host array ``arr`` (masks, index helpers)."""
+    return Tensor(arr if device == "cpu" else kernel("to_device", device)(arr))
+
+
 def promote(x, y):
     """Arrays of a common dtype; an integer/bool side takes the float side's dtype (as torch)."""
     if x.dtype == y.dtype:
         return x, y
     kx, ky = x.dtype.kind, y.dtype.kind
     if kx == "f" and ky != "f":
-        return x, y.astype(x.dtype)
+        return x, cast_array(y, x.dtype)
     if ky == "f" and kx != "f":
-        return x.astype(y.dtype), y
+        return cast_array(x, y.dtype), y
     return x, y
 
 
@@ -57,7 +78,7 @@ def scalar_operand(t, s, op):
         s = s.item()
     x = t.data
     if x.dtype.kind in "iub" and isinstance(s, (float, np.floating)):
-        x = x.astype(np.float32)
+        x = cast_array(x, np.float32)
     return x, s
 
 

@@ -8,7 +8,8 @@ import numpy as np
 from nbdl.autograd.grad_mode import _State
 from nbdl.autograd.graph import attach
 from nbdl.dispatch import kernel
-from nbdl.functional._util import (broadcasts_to, check_tensor, is_scalar, promote, same_device,
+from nbdl.functional._util import (broadcasts_to, cast_array, check_tensor, is_scalar, promote,
+                                   same_device,
                                    scalar_operand, unbroadcast)
 from nbdl.tensor import Tensor
 
@@ -149,7 +150,7 @@ def _unary(name, x, grad, *args):
     check_tensor(x, name)
     data = x.data
     if data.dtype.kind != "f" and name not in ("neg", "abs"):
-        data = data.astype(np.float32)
+        data = cast_array(data, np.float32)
     out = Tensor(kernel(name, x.device)(data, *args))
     return attach(out, name, (x,), lambda g: (grad(g, x, out),))
 
@@ -296,7 +297,7 @@ def cast(x, dtype):
     dtype = as_dtype(dtype)
     if x.dtype == dtype:
         return x
-    out = Tensor(x.data.astype(dtype))
+    out = Tensor(cast_array(x.data, dtype))
     if dtype.kind != "f":
         return out   # integer and bool tensors carry no gradient
     return attach(out, "cast", (x,), lambda g: (cast(g, x.dtype),))

@@ -3,7 +3,7 @@ import numpy as np
 
 from nbdl.autograd.graph import attach
 from nbdl.dispatch import kernel
-from nbdl.functional._util import check_tensor, promote, same_device, unbroadcast
+from nbdl.functional._util import cast_array, check_tensor, promote, same_device, unbroadcast
 from nbdl.tensor import Tensor
 
 
@@ -51,7 +51,10 @@ def linear(input, weight, bias=None):
     tensors = (input, weight) if bias is None else (input, weight, bias)
     dev = same_device("linear", *tensors)
     x, w = promote(input.data, weight.data)
-    data = kernel("linear", dev)(x, w, None if bias is None else bias.data.astype(x.dtype, copy=False))
+    b = None if bias is None else bias.data
+    if b is not None and b.dtype != x.dtype:
+        b = cast_array(b, x.dtype)
+    data = kernel("linear", dev)(x, w, b)
     out = Tensor(data)
 
     def backward(g):

@@ -6,7 +6,8 @@ import numpy as np
 
 from nbdl.autograd.graph import attach
 from nbdl.dispatch import kernel
-from nbdl.functional._util import check_tensor, norm_dim, norm_dims
+from nbdl.functional._util import (cast_array, check_tensor, host_tensor, norm_dim, norm_dims,
+                                   permute_array, reshape_array)
 from nbdl.tensor import Tensor
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -24,7 +25,7 @@ def _expand_back(g, shape, dims, keepdim):
 
 
 def _float(x):
-    return x if x.dtype.kind == "f" else Tensor(x.data.astype(np.float32))
+    return x if x.dtype.kind == "f" else Tensor(cast_array(x.data, np.float32))
 
 
 def sum(x, dim=None, keepdim=False):
@@ -102,7 +103,7 @@ def _arg(name, x, dim, keepdim):
     if dim is None or x.ndim == 0:
         if dim is not None:
             norm_dim(dim, 0, name)
-        return Tensor(kernel(name, x.device)(x.data.reshape(-1), 0, False))
+        return Tensor(kernel(name, x.device)(reshape_array(x.data, (-1,)), 0, False))
     return Tensor(kernel(name, x.device)(x.data, norm_dim(dim, x.ndim, name), keepdim))
 
 
@@ -115,13 +116,17 @@ def argmin(x, dim=None, keepdim=False):
 
 
 def all(x, dim=None, keepdim=False):
+    """True where every element over ``dim`` is nonzero (computed on the host)."""
     check_tensor(x, "all")
-    return Tensor(np.asarray(np.all(x.numpy(), axis=norm_dims(dim, x.ndim, "all"), keepdims=keepdim)))
+    res = np.all(x.numpy(), axis=norm_dims(dim, x.ndim, "all"), keepdims=keepdim)
+    return host_tensor(np.asarray(res), x.device)
 
 
 def any(x, dim=None, keepdim=False):
+    """True where some element over ``dim`` is nonzero (computed on the host)."""
     check_tensor(x, "any")
-    return Tensor(np.asarray(np.any(x.numpy(), axis=norm_dims(dim, x.ndim, "any"), keepdims=keepdim)))
+    res = np.any(x.numpy(), axis=norm_dims(dim, x.ndim, "any"), keepdims=keepdim)
+    return host_tensor(np.asarray(res), x.device)
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -140,20 +145,29 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
-def _rowwise(name, x, dim):
-    """Run a last-axis kernel ``name`` over ``dim``: move it last, run, move back."""
-    d = norm_dim(dim, x.ndim, name)
-    data = x.data if x.data.dtype.kind == "f" else x.data.astype(np.float32)
-    moved = np.moveaxis(data, d, -1) if x.ndim else data.reshape(1)
-    res = kernel(name, x.device)(moved)
-    return np.moveaxis(res, -1, d) if x.ndim else res.reshape(())
+def _rowwise(name, x, dims):
+    """Run a last-axis kernel ``name`` over ``dims``: move them last (flattened
+    into one), run, move back. Row kernels keep the row axis (size 1 for logsumexp)."""
+    data = _float(x).data
+    if x.ndim == 0:
+        return reshape_array(kernel(name, x.device)(reshape_array(data, (1,))), ())
+    rest = [i for i in range(x.ndim) if i not in dims]
+    order = rest + list(dims)
+    moved = permute_array(data, order) if order != list(range(x.ndim)) else data
+    n = int(np.prod([x.shape[d] for d in dims]))
+    lead = [x.shape[i] for i in rest]
+    res = kernel(name, x.device)(reshape_array(moved, lead + [n]))
+    if res.shape[-1] != n:    # a reduction: one value per row, kept as size-1 dims
+        return reshape_array(res, [1 if i in dims else s for i, s in enumerate(x.shape)])
+    res = reshape_array(res, lead + [x.shape[d] for d in dims])
+    return permute_array(res, np.argsort(order)) if order != list(range(x.ndim)) else res
 
 
 def softmax(x, dim=-1):
     """exp(x) / sum(exp(x)) along ``dim`` (one fused pass per row)."""
     check_tensor(x, "softmax")
-    out = Tensor(_rowwise("softmax", x, dim))
     d = norm_dim(dim, x.ndim, "softmax")
+    out = Tensor(_rowwise("softmax", x, (d,)))
     return attach(out, "softmax", (x,),
                   lambda g: (out * (g - (g * out).sum(d, keepdim=True)),))
 
@@ -161,8 +175,8 @@ def softmax(x, dim=-1):
 def log_softmax(x, dim=-1):
     """x - logsumexp(x) along ``dim`` (one fused pass per row)."""
     check_tensor(x, "log_softmax")
-    out = Tensor(_rowwise("log_softmax", x, dim))
     d = norm_dim(dim, x.ndim, "log_softmax")
+    out = Tensor(_rowwise("log_softmax", x, (d,)))
     return attach(out, "log_softmax", (x,),
                   lambda g: (g - out.exp() * g.sum(d, keepdim=True),))
 
@@ -171,13 +185,9 @@ def logsumexp(x, dim, keepdim=False):
     """log(sum(exp(x))) over ``dim``, stable for large x."""
     check_tensor(x, "logsumexp")
     dims = norm_dims(dim, x.ndim, "logsumexp")
-    if len(dims) == 1:
-        data = _rowwise("logsumexp", x, dims[0])   # reduced dim kept as size 1
-    else:
-        m = np.max(x.data, axis=dims, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
-        data = np.log(np.sum(np.exp(x.data - m), axis=dims, keepdims=True)) + m
-    out = Tensor(data if keepdim else data.reshape([s for i, s in enumerate(x.shape) if i not in dims]))
+    data = _rowwise("logsumexp", x, dims)   # reduced dims kept as size 1
+    out = Tensor(data if keepdim else
+                 reshape_array(data, [s for i, s in enumerate(x.shape) if i not in dims]))
     return attach(out, "logsumexp", (x,), lambda g: (_lse_grad(g, x, dims, keepdim),))
 
 

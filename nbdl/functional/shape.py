@@ -8,8 +8,9 @@ import numpy as np
 from nbdl.autograd.graph import attach
 from nbdl.creation import zeros
 from nbdl.dispatch import kernel
-from nbdl.functional._util import (IndexOutOfRangeError, check_tensor, is_scalar,
-                                   norm_dim, same_device)
+from nbdl.functional._util import (IndexOutOfRangeError, broadcasts_to, cast_array,
+                                   check_tensor, host_tensor, is_scalar, norm_dim,
+                                   permute_array, reshape_array, same_device, unbroadcast)
 from nbdl.tensor import Tensor
 
 
@@ -26,13 +27,25 @@ def _sizes(args, op):
 # ---- views ---------------------------------------------------------------
 def reshape(x, *shape):
     check_tensor(x, "reshape")
-    shape = _sizes(shape, "reshape")
-    try:
-        data = x.data.reshape(shape)
-    except ValueError:
+    shape = _resolve_shape(_sizes(shape, "reshape"), x)
+    if shape == x.shape:
+        return x
+    return attach(Tensor(reshape_array(x.data, shape)), "reshape", (x,),
+                  lambda g: (g.reshape(x.shape),))
+
+
+def _resolve_shape(shape, x):
+    """``shape`` with a -1 filled in; an error unless it holds x's element count."""
+    n = x.numel()
+    known = int(np.prod([s for s in shape if s != -1]))
+    bad = builtins.sum(s == -1 for s in shape) > 1 or builtins.any(s < -1 for s in shape)
+    if not bad and -1 in shape:
+        bad = known == 0 or n % known != 0
+        shape = tuple(n // known if s == -1 else s for s in shape) if not bad else shape
+    if bad or int(np.prod(shape)) != n:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
-                         f"({x.numel()} elements) into {shape}") from None
-    return attach(Tensor(data), "reshape", (x,), lambda g: (g.reshape(x.shape),))
+                         f"({n} elements) into {shape}")
+    return shape
 
 
 view = reshape
@@ -56,7 +69,7 @@ def permute(x, *dims):
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of {x.ndim} dimensions")
     inv = tuple(np.argsort(dims))
-    return attach(Tensor(x.data.transpose(dims)), "permute", (x,), lambda g: (g.permute(inv),))
+    return attach(Tensor(permute_array(x.data, dims)), "permute", (x,), lambda g: (g.permute(inv),))
 
 
 def transpose(x, dim0, dim1):
@@ -102,11 +115,9 @@ def expand(x, *sizes):
     shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
     if shape == x.shape:
         return x
-    try:
-        data = np.broadcast_to(x.data, shape)
-    except ValueError:
-        raise ValueError(f"expand: cannot expand shape {x.shape} to {sizes}") from None
-    from nbdl.functional._util import unbroadcast
+    if builtins.any(s < 0 for s in shape) or not broadcasts_to(x.shape, shape):
+        raise ValueError(f"expand: cannot expand shape {x.shape} to {sizes}")
+    data = kernel("broadcast_to", x.device)(x.data, shape)
     return attach(Tensor(data), "expand", (x,), lambda g: (unbroadcast(g, x.shape),))
 
 
@@ -202,8 +213,8 @@ def unwrap_index(index, shape, op="index"):
         elif isinstance(it, list):
             it = np.asarray(it)
         out.append(it)
-    try:
-        probe = np.empty(shape, dtype=np.bool_)
+    try:   # a zero-stride probe: numpy checks every index without touching x
+        probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.bool_), shape, (0,) * len(shape))
         probe[tuple(out)]
     except IndexError as e:
         raise IndexOutOfRangeError(f"{op}: index is out of range for shape {shape}: {e}") from None
@@ -219,8 +230,7 @@ def index(x, idx):
     """``x[idx]``: basic slicing (a view), integer arrays and bool masks."""
     check_tensor(x, "index")
     idx = unwrap_index(idx, x.shape)
-    data = x.data[idx]
-    out = Tensor(data if isinstance(data, type(x.data)) else np.asarray(data))
+    out = Tensor(kernel("index", x.device)(x.data, idx))
     return attach(out, "index", (x,), lambda g: (index_put_add(g, x.shape, idx),))
 
 
@@ -241,7 +251,8 @@ def _check_gather_index(op, x, dim, idx):
         if i != d and a > b:
             raise ValueError(f"{op}: index shape {idx.shape} exceeds input shape {x.shape} in dim {i}")
     if idx.numel():
-        lo, hi = int(idx.data.min()), int(idx.data.max())
+        host = idx.numpy()
+        lo, hi = int(host.min()), int(host.max())
         if lo < 0 or hi >= x.shape[d]:
             raise IndexOutOfRangeError(f"{op}: index values in [{lo}, {hi}] out of range for dim {d} "
                                        f"of size {x.shape[d]}")
@@ -265,7 +276,7 @@ def scatter_add(x, dim, index, src):
     same_device("scatter_add", x, index, src)
     if builtins.any(a > b for a, b in zip(index.shape, src.shape)) or src.ndim != x.ndim:
         raise ValueError(f"scatter_add: index shape {index.shape} exceeds src shape {src.shape}")
-    s = src.data if src.dtype == x.dtype else src.data.astype(x.dtype)
+    s = src.data if src.dtype == x.dtype else cast_array(src.data, x.dtype)
     out = Tensor(kernel("scatter_add", x.device)(x.data, d, index.data, s))
     inputs = (x, src)
 
@@ -299,7 +310,7 @@ def one_hot(tensor, num_classes=-1):
                                    f"got [{labels.min()}, {labels.max()}]")
     out = np.zeros(labels.shape + (num_classes,), dtype=np.int64)
     np.put_along_axis(out, labels[..., None].astype(np.int64), 1, axis=-1)
-    return Tensor(out)
+    return host_tensor(out, tensor.device)
 
 
 def _tri(name, x, diagonal):
@@ -311,7 +322,7 @@ def _tri(name, x, diagonal):
     if name == "triu":
         keep = ~np.tri(rows, cols, diagonal - 1, dtype=np.bool_)
     from nbdl.functional.elementwise import where
-    return where(Tensor(keep), x, 0)
+    return where(host_tensor(keep, x.device), x, 0)
 
 
 def tril(x, diagonal=0):

@@ -5,10 +5,10 @@ import numpy as np
 
 from nbdl.autograd.grad_mode import no_grad
 from nbdl.autograd.graph import attach
-from nbdl.functional import (dropout, gelu, leaky_relu, linear, log_softmax, logsumexp, one_hot,
+from nbdl.functional import (dropout, gelu, leaky_relu, linear, log_softmax, one_hot,
                              pad, relu, sigmoid, softmax, tanh, where)
-from nbdl.functional._util import IndexOutOfRangeError, broadcasts_to, check_tensor, same_device
-from nbdl.tensor import Tensor
+from nbdl.functional._util import (IndexOutOfRangeError, broadcasts_to, check_tensor, host_tensor,
+                                   same_device)
 
 __all__ = ["dropout", "gelu", "leaky_relu", "linear", "log_softmax", "one_hot", "pad", "relu",
            "sigmoid", "softmax", "tanh", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
@@ -103,9 +103,9 @@ def _class_targets(op, input, target, ignore_index, weight):
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-input[n, target[n]] * weight[target[n]]; input holds log-probabilities (N, C, *)."""
     c_dim, valid = _class_targets("nll_loss", input, target, ignore_index, weight)
-    safe = Tensor(np.where(valid, target.numpy(), 0).astype(np.int64))
+    safe = host_tensor(np.where(valid, target.numpy(), 0).astype(np.int64), input.device)
     picked = input.gather(c_dim, safe.unsqueeze(c_dim)).squeeze(c_dim)
-    w = Tensor(valid.astype(input.dtype))
+    w = host_tensor(valid.astype(input.dtype), input.device)
     if weight is not None:
         w = w * weight[safe]
     loss = -picked * w
@@ -127,7 +127,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if label_smoothing == 0.0:
         return nll
     n_cls = input.shape[c_dim]
-    mask = Tensor(valid.astype(input.dtype))
+    mask = host_tensor(valid.astype(input.dtype), input.device)
     if weight is not None:
         shape = [1] * input.ndim
         shape[c_dim] = n_cls
@@ -136,7 +136,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         smooth = -logp.sum(c_dim) * mask
     if reduction == "mean":
         if weight is not None:
-            safe = Tensor(np.where(valid, target.numpy(), 0).astype(np.int64))
+            safe = host_tensor(np.where(valid, target.numpy(), 0).astype(np.int64), input.device)
             smooth = smooth.sum() / (weight[safe] * mask).sum()
         else:
             smooth = smooth.sum() / mask.sum()
@@ -184,7 +184,7 @@ def kl_div(input, target, reduction="mean", log_target=False):
         loss = target.exp() * (target - input)
     else:
         t = target.numpy()
-        safe_log = Tensor(np.log(np.where(t > 0, t, 1)).astype(t.dtype))
+        safe_log = host_tensor(np.log(np.where(t > 0, t, 1)).astype(t.dtype), input.device)
         loss = target * (safe_log - input) if not target.requires_grad else \
             where(target > 0, target * ((target.clamp(min=1e-45)).log() - input), 0.0)
     if reduction == "batchmean":
