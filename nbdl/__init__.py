@@ -38,7 +38,8 @@ double = float64
 long = int64
 bool = bool_
 
-_LAZY = {"nn", "optim", "data", "datasets", "autograd", "functional", "kernels", "serialization"}
+_LAZY = {"nn", "optim", "data", "datasets", "autograd", "functional", "kernels", "serialization",
+         "cuda"}
 
 
 def __getattr__(name):

@@ -48,6 +48,24 @@ BUILTIN = {
 for _op, _path in BUILTIN.items():
     register_kernel(_op, "cpu", _path)
 
+# The CUDA twins have the CPU kernels' names and signatures, one module per family.
+CUDA = "nbdl.kernels.cuda"
+CUDA_FAMILIES = {
+    "elementwise": [
+        "add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "exp", "log", "sqrt",
+        "sin", "cos", "abs", "tanh", "log1p", "sign", "sigmoid", "erf", "relu", "leaky_relu",
+        "gelu", "gelu_tanh", "clamp", "where", "copy", "to_device", "cast", "lt", "le", "gt",
+        "ge", "eq", "ne", "logical_and", "logical_or", "logical_not"],
+    "reduce": ["sum", "amax", "amin", "argmax", "argmin", "softmax", "log_softmax", "logsumexp"],
+    "indexing": ["gather", "scatter_add", "index_add_zeros", "cat", "pad_constant", "index",
+                 "setitem", "reshape", "permute", "broadcast_to"],
+    "linalg": ["matmul", "linear"],
+    "random": ["dropout_mask", "fill_uniform", "fill_normal"],
+}
+for _family, _ops in CUDA_FAMILIES.items():
+    for _op in _ops:
+        register_kernel(_op, "cuda", f"{CUDA}.{_family}:{_op}")
+
 
 def register_from_env(spec):
     """Register overrides from ``NBDL_KERNELS``: comma-separated

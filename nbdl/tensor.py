@@ -61,7 +61,8 @@ class Tensor:
     # ---- metadata -------------------------------------------------------
     @property
     def shape(self):
-        return self.data.shape
+        shape = self.data.shape
+        return shape if type(shape) is tuple else tuple(shape)   # the CUDA simulator's is not
 
     @property
     def dtype(self):
@@ -167,6 +168,13 @@ class Tensor:
         if device is not None:
             out = F.to_device(out, check_device(device))
         return out
+
+    @property
+    def __cuda_array_interface__(self):
+        """The GPU array protocol (CuPy, PyTorch, Numba read it without a copy)."""
+        if self.device != "cuda":
+            raise AttributeError("__cuda_array_interface__: the tensor is on 'cpu', not 'cuda'")
+        return self.data.__cuda_array_interface__
 
     def cpu(self):
         return self.to("cpu")

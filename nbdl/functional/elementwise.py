@@ -313,5 +313,8 @@ def to_device(x, device):
     """``x`` on ``device``; the gradient moves back."""
     if x.device == device:
         return x
+    if device == "cuda":
+        from nbdl.cuda import check_available
+        check_available("to")
     out = Tensor(kernel("to_device", device)(x.data))
     return attach(out, "to_device", (x,), lambda g: (to_device(g, x.device),))

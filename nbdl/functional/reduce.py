@@ -157,7 +157,7 @@ def _rowwise(name, x, dims):
     n = int(np.prod([x.shape[d] for d in dims]))
     lead = [x.shape[i] for i in rest]
     res = kernel(name, x.device)(reshape_array(moved, lead + [n]))
-    if res.shape[-1] != n:    # a reduction: one value per row, kept as size-1 dims
+    if tuple(res.shape)[-1] != n:    # a reduction: one value per row, kept as size-1 dims
         return reshape_array(res, [1 if i in dims else s for i, s in enumerate(x.shape)])
     res = reshape_array(res, lead + [x.shape[d] for d in dims])
     return permute_array(res, np.argsort(order)) if order != list(range(x.ndim)) else res

@@ -1,0 +1,50 @@
+"""The "cuda" device: availability, synchronisation, and zero-copy wrapping of
+other libraries' GPU arrays (CuPy, PyTorch) through ``__cuda_array_interface__``.
+
+With ``NUMBA_ENABLE_CUDASIM=1`` (set before the first import of numba) the
+CUDA kernels run in Numba's simulator, on the CPU, one thread at a time: for
+tests of tiny shapes only.
+"""
+import functools
+
+
+@functools.lru_cache(maxsize=None)
+def is_available():
+    """True when a CUDA GPU (or Numba's CUDA simulator) can run the kernels."""
+    try:
+        from numba import cuda
+    except ImportError:   # numba-cuda is not installed: pip install 'nbdl[cuda]'
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:     # a broken driver install answers with an exception
+        return False
+
+
+def is_simulator():
+    from numba import config
+    return bool(config.ENABLE_CUDASIM)
+
+
+def check_available(op="to"):
+    """Raise a clear error (never crash) when there is no device to move to."""
+    if not is_available():
+        raise RuntimeError(
+            f"{op}: device 'cuda' is not available: no CUDA GPU was found (and "
+            "NUMBA_ENABLE_CUDASIM=1 was not set for the simulator); is numba-cuda "
+            "installed (pip install 'nbdl[cuda]')?")
+
+
+def synchronize():
+    """Wait for all queued kernels on the current GPU to finish."""
+    check_available("synchronize")
+    from numba import cuda
+    cuda.synchronize()
+
+
+def as_cuda_array(obj):
+    """A Numba device array sharing the memory of ``obj`` (anything with
+    ``__cuda_array_interface__``: a CuPy array, a torch CUDA tensor ...)."""
+    check_available("as_tensor")
+    from numba import cuda
+    return cuda.as_cuda_array(obj)
