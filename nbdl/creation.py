@@ -70,14 +70,14 @@ def as_tensor(data, dtype=None, device=None):
     """Like ``tensor`` but shares memory when it can: a numpy array of the
     dtype asked for, or a GPU array of another library (CuPy, torch CUDA) through
     ``__cuda_array_interface__`` (no copy)."""
-    if hasattr(data, "__cuda_array_interface__") and not isinstance(data, Tensor):
-        from nbdl.cuda import as_cuda_array
-        t = Tensor(as_cuda_array(data))
-        return t if dtype is None else t.to(dtype=dtype)
+    from nbdl import cuda
     if isinstance(data, Tensor) and (dtype is None or data.dtype == as_dtype(dtype)):
         return data if device is None else data.to(device)
     if isinstance(data, np.ndarray) and (dtype is None or data.dtype == as_dtype(dtype)):
         return _finish(data, device, False)
+    if not isinstance(data, (Tensor, np.ndarray)) and cuda.is_cuda_array(data):
+        t = Tensor(cuda.as_cuda_array(data))
+        return t.to(device=device, dtype=dtype)
     return tensor(data, dtype=dtype, device=device)
 
 

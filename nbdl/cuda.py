@@ -6,6 +6,7 @@ CUDA kernels run in Numba's simulator, on the CPU, one thread at a time: for
 tests of tiny shapes only.
 """
 import functools
+import sys
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,9 +43,17 @@ def synchronize():
     cuda.synchronize()
 
 
+def is_cuda_array(obj):
+    """True for a Numba device array or anything with ``__cuda_array_interface__``."""
+    if hasattr(obj, "__cuda_array_interface__"):
+        return True
+    numba_cuda = sys.modules.get("numba.cuda")   # only loaded if a device array can exist
+    return numba_cuda is not None and numba_cuda.devicearray.is_cuda_ndarray(obj)
+
+
 def as_cuda_array(obj):
-    """A Numba device array sharing the memory of ``obj`` (anything with
-    ``__cuda_array_interface__``: a CuPy array, a torch CUDA tensor ...)."""
+    """A Numba device array sharing the memory of ``obj`` (a Numba device array,
+    or anything with ``__cuda_array_interface__``: a CuPy array, a torch CUDA tensor ...)."""
     check_available("as_tensor")
     from numba import cuda
-    return cuda.as_cuda_array(obj)
+    return obj if cuda.devicearray.is_cuda_ndarray(obj) else cuda.as_cuda_array(obj)

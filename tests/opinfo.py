@@ -154,7 +154,8 @@ def check_value(info, sample, device="cpu"):
 def _cotangents(outs, lib):
     rng = np.random.default_rng(1)
     vs = [rng.standard_normal(tuple(o.shape)) for o in outs]
-    return [torch.tensor(v) if lib == "torch" else nbdl.tensor(v) for v in vs]
+    return [torch.tensor(v) if lib == "torch" else nbdl.tensor(v, device=o.device)
+            for v, o in zip(vs, outs)]
 
 
 def _float_outs(out):

@@ -21,6 +21,8 @@ def _root_grads(outputs, grad_outputs, op):
             raise TypeError(f"{op}: gradient for outputs[{i}] must be a Tensor, got {type(g).__name__}")
         elif g.shape != out.shape:
             raise ValueError(f"{op}: gradient for outputs[{i}] has shape {g.shape}, output has {out.shape}")
+        elif g.device != out.device:
+            raise ValueError(f"{op}: gradient for outputs[{i}] is on {g.device!r}, the output on {out.device!r}")
         grads.append(g)
     return grads
 

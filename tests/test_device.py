@@ -1,0 +1,107 @@
+"""The op registry and the tape on the "cuda" device.
+
+Runs under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, a separate
+pytest invocation of ``make test``) on the first samples of each op, and on
+every sample on a real GPU; skipped where neither is present. The device
+errors at the bottom run everywhere."""
+import numpy as np
+import pytest
+
+import nbdl
+import nbdl.nn as nn
+import nbdl.nn.functional as F
+from opinfo import OPS, check_dtype, check_grad, check_value, params
+
+CUDA = nbdl.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU")
+SAMPLES_PER_OP = 2 if nbdl.cuda.is_simulator() else None   # the simulator runs each thread in Python
+
+
+def _some(info):
+    return info.sample_list()[:SAMPLES_PER_OP]
+
+
+@needs_cuda
+@pytest.mark.parametrize("info,sample", params(OPS, "value", _some) if CUDA else [])
+def test_value_cuda(info, sample):
+    check_value(info, sample, "cuda")
+
+
+@needs_cuda
+@pytest.mark.parametrize("info,sample", params(OPS, "grad", _some, "supports_grad") if CUDA else [])
+def test_grad_cuda(info, sample):
+    check_grad(info, sample, "cuda")
+
+
+@needs_cuda
+@pytest.mark.parametrize("info,sample", params(OPS, "dtype", lambda i: i.sample_list()[:1]) if CUDA else [])
+def test_dtype_cuda(info, sample):
+    check_dtype(info, sample, np.float32, "cuda")
+
+
+@needs_cuda
+def test_round_trip_and_module_to():
+    x = nbdl.randn(3, 4)
+    y = x.to("cuda")
+    assert y.device == "cuda" and y.cuda() is y
+    np.testing.assert_array_equal(y.cpu().numpy(), x.numpy())
+    lin = nn.Linear(4, 2)
+    w = lin.weight
+    lin.to("cuda")
+    assert lin.weight is w and w.device == "cuda" and lin.bias.device == "cuda"
+    assert lin(y).device == "cuda"
+    assert nbdl.zeros(2, device="cuda").device == "cuda"
+
+
+@needs_cuda
+def test_cuda_array_interface_wraps_without_copy():
+    from numba import cuda
+    arr = cuda.to_device(np.arange(6, dtype=np.float32))
+    t = nbdl.as_tensor(arr)
+    assert t.device == "cuda"
+    t[0] = 10.0                     # a write through the tensor shows in the foreign array
+    assert arr.copy_to_host()[0] == 10.0
+    if not nbdl.cuda.is_simulator():    # the simulator's arrays do not speak the protocol
+        back = cuda.as_cuda_array(t)    # and the tensor exports it
+        assert back.copy_to_host()[0] == 10.0
+
+
+@needs_cuda
+def test_dropout_same_mask_on_both_devices():
+    x = nbdl.ones(64)
+    nbdl.manual_seed(3)
+    cpu = F.dropout(x, 0.5).numpy()
+    nbdl.manual_seed(3)
+    gpu = F.dropout(x.to("cuda"), 0.5).numpy()
+    np.testing.assert_array_equal(cpu, gpu)
+
+
+@needs_cuda
+def test_backward_on_device_matches_cpu():
+    nbdl.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+    x, y = nbdl.randn(32, 8), nbdl.randint(0, 3, (32,))
+    F.cross_entropy(net(x), y).backward()
+    ref = [p.grad.numpy().copy() for p in net.parameters()]
+    net.zero_grad()
+    net.to("cuda")
+    F.cross_entropy(net(x.cuda()), y.cuda()).backward()
+    for r, p in zip(ref, net.parameters()):
+        assert p.grad.device == "cuda"
+        np.testing.assert_allclose(p.grad.numpy(), r, rtol=1e-5, atol=1e-6)
+
+
+def test_device_errors():
+    x = nbdl.randn(2)
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        x.to("tpu")
+    with pytest.raises(TypeError, match="device must be a str"):
+        x.to(3)
+    if not CUDA:
+        with pytest.raises(RuntimeError, match="device 'cuda' is not available"):
+            x.to("cuda")
+        with pytest.raises(RuntimeError, match="not available"):
+            nbdl.zeros(2, device="cuda")
+    else:
+        with pytest.raises(ValueError, match="one device, got 'cpu' and 'cuda'"):
+            x + x.to("cuda")
