@@ -72,7 +72,7 @@ def _logsumexp_rows(x, out):
 
 
 def _as_rows(x):
-    x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x).reshape(np.shape(x))   # ascontiguousarray makes 0-d 1-d
     n = x.shape[-1] if x.ndim else 1
     return x, x.reshape(-1, n)
 

@@ -17,8 +17,10 @@ arrays' dtype before the launch (as the CPU's ``_cast``), so float32 math
 stays float32, and the fused multiply-adds are where the CPU has them. The
 gradient noise of SGD is draw ``counter + i`` of ``seed`` from the counter
 generator (``random.normal_at``), the CPU's draw.
-One launch per tensor: the CPU's ``<name>_step`` (one launch over a whole
-parameter group through address tables) has no twin yet.
+The group-level ``<name>_step(arrays, ...)`` take the CPU ``<name>_step``'s
+arguments after its address tables (``arrays``: the R lists of T arrays that
+the CPU packs; per-tensor coefficients as (T,) arrays) and run one
+``<name>_update`` launch per tensor.
 """
 import math
 
@@ -164,3 +166,40 @@ def adagrad_update(p, g, state_sum, clr, eps, weight_decay, maximize):
     arrays, cast = _arrays("adagrad_update", p=p, g=g, state_sum=state_sum)
     launch(_adagrad_kernel, arrays[0].size, *arrays, -cast(clr), cast(eps), cast(weight_decay),
            bool(maximize))
+
+
+# ---- group steps: the CPU <name>_step arguments, one launch per tensor --------
+
+def sgd_step(arrays, buf_scale, grad_scale, noise_std, counters, lr, weight_decay, momentum,
+             nesterov, maximize, seed):
+    """arrays: params, grads, momentum buffers (or None when momentum == 0)."""
+    ps, gs, bufs = arrays
+    for t, (p, g) in enumerate(zip(ps, gs)):
+        sgd_update(p, g, p if bufs is None else bufs[t], lr, weight_decay, momentum,
+                   buf_scale[t], grad_scale[t], nesterov, maximize, noise_std[t], seed,
+                   counters[t])
+
+
+def adam_step(arrays, step_size, bias_correction2_sqrt, beta1, beta2, eps, weight_decay,
+              decay, amsgrad, maximize, decoupled):
+    """arrays: params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq (or None)."""
+    ps, gs, ms, vs, vmaxs = arrays
+    for t, p in enumerate(ps):
+        adam_update(p, gs[t], ms[t], vs[t], vs[t] if vmaxs is None else vmaxs[t], beta1, beta2,
+                    eps, weight_decay, decay, step_size[t], bias_correction2_sqrt[t], amsgrad,
+                    maximize, decoupled)
+
+
+def rmsprop_step(arrays, lr, alpha, eps, weight_decay, momentum, centered, maximize):
+    """arrays: params, grads, square_avg, grad_avg (or None), momentum_buffer (or None)."""
+    ps, gs, sq, avg, bufs = arrays
+    for t, p in enumerate(ps):
+        rmsprop_update(p, gs[t], sq[t], p if avg is None else avg[t], p if bufs is None else bufs[t],
+                       lr, alpha, eps, weight_decay, momentum, centered, maximize)
+
+
+def adagrad_step(arrays, clr, eps, weight_decay, maximize):
+    """arrays: params, grads, state sums."""
+    ps, gs, sums = arrays
+    for t, p in enumerate(ps):
+        adagrad_update(p, gs[t], sums[t], clr[t], eps, weight_decay, maximize)

@@ -1,5 +1,5 @@
 """Modules, parameters, initialisers and losses (torch's names and defaults)."""
-from nbdl.nn import functional, init
+from nbdl.nn import functional, init, utils
 from nbdl.nn.layers import (GELU, Dropout, Flatten, Identity, LeakyReLU, Linear, LogSoftmax,
                             ModuleDict, ModuleList, ReLU, Sequential, Sigmoid, Softmax, Tanh)
 from nbdl.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss,
