@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default="quickstart_loss.png")
     args = parser.parse_args()
 
@@ -35,7 +36,7 @@ def main():
     data = nbdl.datasets.load_digits(standardize=True)
     model = nn.Sequential(nn.Linear(data.n_features, 256), nn.ReLU(),
                           nn.Linear(256, 256), nn.ReLU(),
-                          nn.Linear(256, data.n_classes))
+                          nn.Linear(256, data.n_classes)).to(args.device)
     opt = nbdl.optim.Adam(model.parameters(), lr=args.lr)
     loader = DataLoader(TensorDataset(data.X_train, data.y_train),
                         batch_size=args.batch_size, shuffle=True)
@@ -46,6 +47,7 @@ def main():
     for _ in bar:
         total, count = 0.0, 0
         for xb, yb in loader:
+            xb, yb = xb.to(args.device), yb.to(args.device)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad()
             loss.backward()
@@ -56,10 +58,10 @@ def main():
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     seconds = time.perf_counter() - start
 
-    test_acc = accuracy(model, data.X_test, data.y_test)
-    print(f"digits MLP: test accuracy {test_acc:.4f} "
-          f"({len(data.y_test)} held-out images), train accuracy "
-          f"{accuracy(model, data.X_train, data.y_train):.4f}, "
+    test_acc = accuracy(model, data.X_test.to(args.device), data.y_test.to(args.device))
+    train_acc = accuracy(model, data.X_train.to(args.device), data.y_train.to(args.device))
+    print(f"digits MLP on {args.device}: test accuracy {test_acc:.4f} "
+          f"({len(data.y_test)} held-out images), train accuracy {train_acc:.4f}, "
           f"{args.epochs} epochs in {seconds:.2f} s")
     save_curve(losses, args.out)
     print(f"loss curve written to {args.out}")

@@ -4,6 +4,8 @@ Runs under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, a separate
 pytest invocation of ``make test``) on the first samples of each op, and on
 every sample on a real GPU; skipped where neither is present. The device
 errors at the bottom run everywhere."""
+import os
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,8 @@ from opinfo import OPS, check_dtype, check_grad, check_value, params
 
 CUDA = nbdl.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU")
-SAMPLES_PER_OP = 2 if nbdl.cuda.is_simulator() else None   # the simulator runs each thread in Python
+# The simulator runs each thread in Python: two samples per op there (NBDL_DEVICE_SAMPLES=0: all).
+SAMPLES_PER_OP = int(os.environ.get("NBDL_DEVICE_SAMPLES", 2)) or None
 
 
 def _some(info):

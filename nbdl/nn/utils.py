@@ -39,7 +39,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     parts = np.empty(len(chunks))
     kernels.chunk_norms(addrs, chunks, like, norm_type, parts)
     if norm_type == np.inf:
-        total = parts.max()
+        total = parts.max(initial=0.0)
     else:
         total = parts.sum() ** (1.0 / norm_type)
     total = dtype.type(total)

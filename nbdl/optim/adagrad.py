@@ -32,10 +32,10 @@ class Adagrad(Optimizer):
                     "differentiable updates are not supported")
 
     def _init_state(self, p, group):
-        state = self.state[p]
-        if not state:
-            state["step"] = Tensor(np.zeros((), np.float32))
-            state["sum"] = Tensor(np.full(p.shape, group["initial_accumulator_value"], p.dtype))
+        if "sum" not in self.state[p]:
+            self._step_tensor(p)
+            self.state[p]["sum"] = Tensor(np.full(p.shape, group["initial_accumulator_value"],
+                                                  p.dtype))
 
     def _update(self, group, dtype, params, xs, gs):
         lr, lr_decay = float(group["lr"]), float(group["lr_decay"])
@@ -43,6 +43,7 @@ class Adagrad(Optimizer):
         for p in params:
             self._init_state(p, group)
             sums.append(self.state[p]["sum"].data)
+        tables = self._pack(group, dtype, [xs, gs, sums])
         clr = np.array([lr / (1 + (self._next_step(p) - 1) * lr_decay) for p in params])
-        self._launch(group, kernels.adagrad_step, [xs, gs, sums], dtype, clr,
-                     float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
+        kernels.adagrad_step(*tables, clr, float(group["eps"]), float(group["weight_decay"]),
+                             bool(group["maximize"]))

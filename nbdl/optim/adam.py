@@ -37,20 +37,21 @@ class Adam(Optimizer):
         lr = float(group["lr"])
         beta1, beta2 = (float(b) for b in group["betas"])
         amsgrad = bool(group["amsgrad"])
-        steps = [self._next_step(p) for p in params]   # Python floats: torch's exact scalars
-        step_size = np.array([lr / (1 - beta1 ** s) for s in steps])
-        bc2_sqrt = np.array([(1 - beta2 ** s) ** 0.5 for s in steps])
         exp_avgs, exp_avg_sqs, max_sqs = [], [], []
         for p in params:
+            self._step_tensor(p)   # first in the state, as in torch
             exp_avgs.append(self._state_array(p, "exp_avg"))
             exp_avg_sqs.append(self._state_array(p, "exp_avg_sq"))
             if amsgrad:
                 max_sqs.append(self._state_array(p, "max_exp_avg_sq"))
+        tables = self._pack(group, dtype, [xs, gs, exp_avgs, exp_avg_sqs, max_sqs or None])
+        steps = [self._next_step(p) for p in params]   # Python floats: torch's exact scalars
+        step_size = np.array([lr / (1 - beta1 ** s) for s in steps])
+        bc2_sqrt = np.array([(1 - beta2 ** s) ** 0.5 for s in steps])
         weight_decay = float(group["weight_decay"])
-        arrays = [xs, gs, exp_avgs, exp_avg_sqs, max_sqs or None]
-        self._launch(group, kernels.adam_step, arrays, dtype, step_size, bc2_sqrt, beta1, beta2,
-                     float(group["eps"]), weight_decay, 1 - lr * weight_decay, amsgrad,
-                     bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
+        kernels.adam_step(*tables, step_size, bc2_sqrt, beta1, beta2, float(group["eps"]),
+                          weight_decay, 1 - lr * weight_decay, amsgrad, bool(group["maximize"]),
+                          bool(group["decoupled_weight_decay"]))
 
 
 class AdamW(Adam):

@@ -2,7 +2,8 @@
 
 A subclass sets its ``defaults``, checks a group's hyperparameters in
 ``_check_group`` and updates the parameters of one group and one dtype in
-``_update`` with one fused kernel launch (``nbdl.kernels.cpu.optim``).
+``_update`` with one fused kernel launch (``nbdl.kernels.cpu.optim``): it
+packs the arrays (which checks them) before it changes any state.
 """
 import copy
 import itertools
@@ -181,20 +182,29 @@ class Optimizer:
             t = state[key] = Tensor(np.zeros(p.shape, p.dtype))
         return t.data
 
-    def _next_step(self, p):
-        """Increment ``state[p]["step"]`` (a float32 0-d Tensor, like torch) and return it."""
+    def _step_tensor(self, p):
+        """``state[p]["step"]``, a float32 0-d Tensor like torch's, created at 0 if missing."""
         state = self.state[p]
         t = state.get("step")
         if t is None:
             t = state["step"] = Tensor(np.zeros((), np.float32))
+        return t
+
+    def _next_step(self, p):
+        """Increment ``state[p]["step"]`` and return it as a float."""
+        t = self._step_tensor(p)
         step = float(t.data) + 1.0
         t.data[()] = step
         return step
 
-    def _launch(self, group, kernel, arrays, dtype, *args):
-        """Run ``kernel`` once over the tensors given by ``arrays`` (see kernels.pack)."""
+    def _pack(self, group, dtype, arrays):
+        """kernels.pack's tables for one launch over ``arrays`` (R lists of the
+        group's arrays of one dtype), reusing the group's checked addresses."""
         cache = self._pack_caches.setdefault((id(group), dtype), {})
-        kernel(*kernels.pack(arrays, cache), *args)
+        try:
+            return kernels.pack(arrays, cache)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{self._name}.step: {e}") from None
 
     # ---- checkpoints -------------------------------------------------------
     def state_dict(self):

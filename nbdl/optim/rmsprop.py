@@ -29,13 +29,15 @@ class RMSprop(Optimizer):
         centered = bool(group["centered"])
         square_avgs, grad_avgs, bufs = [], [], []
         for p in params:
-            self._next_step(p)
+            self._step_tensor(p)   # first in the state, as in torch
             square_avgs.append(self._state_array(p, "square_avg"))
             if momentum > 0:
                 bufs.append(self._state_array(p, "momentum_buffer"))
             if centered:
                 grad_avgs.append(self._state_array(p, "grad_avg"))
-        arrays = [xs, gs, square_avgs, grad_avgs or None, bufs or None]
-        self._launch(group, kernels.rmsprop_step, arrays, dtype, float(group["lr"]),
-                     float(group["alpha"]), float(group["eps"]), float(group["weight_decay"]),
-                     momentum, centered, bool(group["maximize"]))
+        tables = self._pack(group, dtype, [xs, gs, square_avgs, grad_avgs or None, bufs or None])
+        for p in params:
+            self._next_step(p)
+        kernels.rmsprop_step(*tables, float(group["lr"]), float(group["alpha"]),
+                             float(group["eps"]), float(group["weight_decay"]), momentum,
+                             centered, bool(group["maximize"]))

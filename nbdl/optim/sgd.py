@@ -16,7 +16,7 @@ class SGD(Optimizer):
     grad_noise: add Gaussian noise to the raw gradient, before maximize,
         weight decay and momentum, of variance ``noise_eta / (1 + t)**noise_gamma``
         where t counts the parameter's steps from 0 (``state[p]["step"]``).
-        The draws come from ``nbdl.default_generator`` (one claim per
+        The draws come from ``nbdl.random.default_generator`` (one claim per
         step for all parameters, keyed by element index), so a seeded run is
         the same for any thread count.
     noise_eta (0.01), noise_gamma (0.55): the variance at t = 0 and its decay.
@@ -62,6 +62,7 @@ class SGD(Optimizer):
                 if "momentum_buffer" not in self.state[p]:
                     buf_scale[t], grad_scale[t] = 0.0, 1.0   # first step: buf = d
                 bufs.append(self._state_array(p, "momentum_buffer"))
+        tables = self._pack(group, dtype, [xs, gs, bufs])
         noise_std = np.zeros(n)
         counters = np.zeros(n, np.int64)
         if group["grad_noise"]:
@@ -70,7 +71,7 @@ class SGD(Optimizer):
                 noise_std[t] = math.sqrt(eta / (self._next_step(p) ** gamma))
                 counters[t] = self._noise_counter
                 self._noise_counter += x.size
-        self._launch(group, kernels.sgd_step, [xs, gs, bufs], dtype, buf_scale, grad_scale,
-                     noise_std, counters, float(group["lr"]), float(group["weight_decay"]),
-                     momentum, bool(group["nesterov"]), bool(group["maximize"]),
-                     np.uint64(default_generator.seed))
+        kernels.sgd_step(*tables, buf_scale, grad_scale, noise_std, counters,
+                         float(group["lr"]), float(group["weight_decay"]), momentum,
+                         bool(group["nesterov"]), bool(group["maximize"]),
+                         np.uint64(default_generator.seed))
