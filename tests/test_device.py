@@ -108,3 +108,34 @@ def test_device_errors():
     else:
         with pytest.raises(ValueError, match="one device, got 'cpu' and 'cuda'"):
             x + x.to("cuda")
+
+
+OPTIMIZERS = {   # each ~50 s in the simulator: two there, all on a GPU
+    "sgd-nesterov-noise": lambda ps: nbdl.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
+                                                    weight_decay=1e-3, grad_noise=True),
+    "adam": lambda ps: nbdl.optim.Adam(ps, lr=1e-2),
+    "adamw-amsgrad": lambda ps: nbdl.optim.AdamW(ps, lr=1e-2, amsgrad=True),
+    "rmsprop": lambda ps: nbdl.optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True),
+    "adagrad": lambda ps: nbdl.optim.Adagrad(ps, lr=1e-1),
+}
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", list(OPTIMIZERS)[:2] if nbdl.cuda.is_simulator() else list(OPTIMIZERS))
+def test_tiny_mlp_training_matches_cpu(name):
+    """MLP 8-16-3 on 32 samples, 3 steps: the same trajectory on both devices (1e-5)."""
+    make_opt = OPTIMIZERS[name]
+    def run(device):
+        nbdl.manual_seed(0)
+        net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)).to(device)
+        x, y = nbdl.randn(32, 8).to(device), nbdl.randint(0, 3, (32,)).to(device)
+        opt = make_opt(list(net.parameters()))
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+        return [p.numpy() for p in net.parameters()]
+
+    for c, g in zip(run("cpu"), run("cuda")):
+        np.testing.assert_allclose(g, c, rtol=1e-5, atol=1e-6)

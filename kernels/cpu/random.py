@@ -74,5 +74,6 @@ def fill_bernoulli_mask(out, seed, offset, keep_prob, scale):
 def dropout_mask(shape, dtype, seed, offset, keep_prob, scale):
     """A (shape) array of ``scale`` with probability keep_prob, else 0."""
     out = np.empty(shape, dtype=dtype)
-    fill_bernoulli_mask(out.reshape(-1), np.uint64(seed % 2**64), np.uint64(offset), keep_prob, scale)
+    fill_bernoulli_mask(out.reshape(-1), np.uint64(int(seed) % 2**64), np.uint64(int(offset)),
+                        keep_prob, scale)
     return out

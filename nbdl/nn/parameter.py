@@ -12,7 +12,8 @@ class Parameter(Tensor):
             data = np.empty((0,), np.float32)
         if isinstance(data, Tensor):
             data = data.data
-        if not isinstance(data, np.ndarray) and not hasattr(data, "__cuda_array_interface__"):
+        from nbdl.cuda import is_cuda_array
+        if not isinstance(data, np.ndarray) and not is_cuda_array(data):
             raise TypeError(f"Parameter: expected a Tensor or array, got {type(data).__name__}")
         super().__init__(data, requires_grad=requires_grad)
 

@@ -25,6 +25,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return Tensor(np.zeros((), np.float32))
+    if any(g.device == "cuda" for g in grads):
+        return _clip_with_ops(grads, max_norm, norm_type, error_if_nonfinite)
     arrays = [g.data for g in grads]
     for a in arrays:
         if type(a) is not np.ndarray or a.dtype not in (np.float32, np.float64):
@@ -43,11 +45,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     else:
         total = parts.sum() ** (1.0 / norm_type)
     total = dtype.type(total)
-    if error_if_nonfinite and not np.isfinite(total):
-        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
-                           "gradients is non-finite, so it cannot be clipped. To disable this "
-                           "error and scale the gradients by the non-finite norm anyway, set "
-                           "`error_if_nonfinite=False`")
+    _check_finite(total, norm_type, error_if_nonfinite)
     coef = dtype.type(max_norm) / (total + dtype.type(1e-6))
     if not coef >= 1:   # a NaN coefficient scales too, as in torch
         kernels.scale_(addrs, chunks, like, float(coef))
@@ -55,3 +53,28 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
             if f is not a:   # a non-contiguous gradient was scaled in a copy
                 a[...] = f
     return Tensor(np.array(total))
+
+
+def _check_finite(total, norm_type, error_if_nonfinite):
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
+                           "gradients is non-finite, so it cannot be clipped. To disable this "
+                           "error and scale the gradients by the non-finite norm anyway, set "
+                           "`error_if_nonfinite=False`")
+
+
+def _clip_with_ops(grads, max_norm, norm_type, error_if_nonfinite):
+    """clip_grad_norm_ for gradients on "cuda": the norm and the scaling in nbdl ops."""
+    from nbdl.autograd.grad_mode import no_grad
+    from nbdl.functional import stack
+    with no_grad():
+        if norm_type == np.inf:
+            total = stack([g.abs().amax() for g in grads]).amax()
+        else:
+            total = stack([(g.abs() ** norm_type).sum() for g in grads]).sum() ** (1.0 / norm_type)
+        _check_finite(total.item(), norm_type, error_if_nonfinite)
+        coef = max_norm / (total.item() + 1e-6)
+        if not coef >= 1:
+            for g in grads:
+                g.copy_(g * coef)
+    return total

@@ -1,9 +1,8 @@
 """Adagrad with learning-rate decay."""
 import numpy as np
 
-from nbdl.kernels.cpu import optim as kernels
 from nbdl.optim.optimizer import Optimizer
-from nbdl.tensor import Tensor
+from nbdl.creation import full
 
 
 class Adagrad(Optimizer):
@@ -34,16 +33,16 @@ class Adagrad(Optimizer):
     def _init_state(self, p, group):
         if "sum" not in self.state[p]:
             self._step_tensor(p)
-            self.state[p]["sum"] = Tensor(np.full(p.shape, group["initial_accumulator_value"],
-                                                  p.dtype))
+            self.state[p]["sum"] = full(p.shape, group["initial_accumulator_value"],
+                                        dtype=p.dtype, device=p.device)
 
-    def _update(self, group, dtype, params, xs, gs):
+    def _update(self, group, key, params, xs, gs):
         lr, lr_decay = float(group["lr"]), float(group["lr_decay"])
         sums = []
         for p in params:
             self._init_state(p, group)
             sums.append(self.state[p]["sum"].data)
-        tables = self._pack(group, dtype, [xs, gs, sums])
+        device_kernels, tables = self._pack(group, key, [xs, gs, sums])
         clr = np.array([lr / (1 + (self._next_step(p) - 1) * lr_decay) for p in params])
-        kernels.adagrad_step(*tables, clr, float(group["eps"]), float(group["weight_decay"]),
-                             bool(group["maximize"]))
+        device_kernels.adagrad_step(*tables, clr, float(group["eps"]),
+                                    float(group["weight_decay"]), bool(group["maximize"]))

@@ -1,7 +1,6 @@
 """Adam and AdamW (decoupled weight decay), with amsgrad and maximize."""
 import numpy as np
 
-from nbdl.kernels.cpu import optim as kernels
 from nbdl.optim.optimizer import Optimizer
 
 
@@ -33,7 +32,7 @@ class Adam(Optimizer):
         self._check(not g["differentiable"], "differentiable", g["differentiable"],
                     "differentiable updates are not supported")
 
-    def _update(self, group, dtype, params, xs, gs):
+    def _update(self, group, key, params, xs, gs):
         lr = float(group["lr"])
         beta1, beta2 = (float(b) for b in group["betas"])
         amsgrad = bool(group["amsgrad"])
@@ -44,12 +43,13 @@ class Adam(Optimizer):
             exp_avg_sqs.append(self._state_array(p, "exp_avg_sq"))
             if amsgrad:
                 max_sqs.append(self._state_array(p, "max_exp_avg_sq"))
-        tables = self._pack(group, dtype, [xs, gs, exp_avgs, exp_avg_sqs, max_sqs or None])
+        device_kernels, tables = self._pack(
+            group, key, [xs, gs, exp_avgs, exp_avg_sqs, max_sqs or None])
         steps = [self._next_step(p) for p in params]   # Python floats: torch's exact scalars
         step_size = np.array([lr / (1 - beta1 ** s) for s in steps])
         bc2_sqrt = np.array([(1 - beta2 ** s) ** 0.5 for s in steps])
         weight_decay = float(group["weight_decay"])
-        kernels.adam_step(*tables, step_size, bc2_sqrt, beta1, beta2, float(group["eps"]),
+        device_kernels.adam_step(*tables, step_size, bc2_sqrt, beta1, beta2, float(group["eps"]),
                           weight_decay, 1 - lr * weight_decay, amsgrad, bool(group["maximize"]),
                           bool(group["decoupled_weight_decay"]))
 

@@ -6,6 +6,7 @@ A subclass sets its ``defaults``, checks a group's hyperparameters in
 packs the arrays (which checks them) before it changes any state.
 """
 import copy
+import importlib
 import itertools
 from collections import defaultdict
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from nbdl.autograd.grad_mode import enable_grad
 from nbdl.kernels.cpu import optim as kernels
+from nbdl.creation import zeros
 from nbdl.tensor import Tensor
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -119,7 +121,7 @@ class Optimizer:
                     if set_to_none:
                         p.grad = None
                     else:
-                        p.grad.data[...] = 0
+                        p.grad.zero_()
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure``
@@ -128,40 +130,38 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        work = [(group, dtype, batch) for group in self.param_groups
-                for dtype, batch in self._batches(group).items()]
+        work = [(group, key, batch) for group in self.param_groups
+                for key, batch in self._batches(group).items()]
         self._begin_step(work)
-        for group, dtype, (params, xs, gs) in work:
-            self._update(group, dtype, params, xs, gs)
+        for group, key, (params, xs, gs) in work:
+            self._update(group, key, params, xs, gs)
         return loss
 
     def _batches(self, group):
-        """{dtype: (params, param arrays, grad arrays)} of the parameters of
-        ``group`` that have a gradient, checked for the kernels."""
+        """{(device, dtype): (params, param arrays, grad arrays)} of the parameters
+        of ``group`` that have a gradient, checked for the kernels."""
         out = {}
         for p in group["params"]:
             g = p.grad
             if g is None:
                 continue
-            x = p.data
-            gd = g.data if isinstance(g, Tensor) else None
-            if type(x) is not np.ndarray or type(gd) is not np.ndarray:
-                raise TypeError(f"{self._name}.step: parameters and their .grad must be "
-                                f"Tensors on 'cpu', got {p.device} and {type(g).__name__}")
-            if gd.shape != x.shape or gd.dtype != x.dtype:
-                raise ValueError(f"{self._name}.step: a gradient of shape {gd.shape} "
-                                 f"{gd.dtype} does not match its parameter {x.shape} {x.dtype}")
-            if not x.flags.c_contiguous:
+            if not isinstance(g, Tensor) or g.device != p.device:
+                raise TypeError(f"{self._name}.step: a parameter on {p.device!r} needs a .grad "
+                                f"Tensor on the same device, got {getattr(g, 'device', type(g))}")
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise ValueError(f"{self._name}.step: a gradient of shape {g.shape} "
+                                 f"{g.dtype} does not match its parameter {p.shape} {p.dtype}")
+            if not p.is_contiguous():
                 raise ValueError(f"{self._name}.step: parameters must be C-contiguous, got "
-                                 f"strides {x.strides} for shape {x.shape}")
-            if not gd.flags.c_contiguous:
-                gd = np.ascontiguousarray(gd)
-            batch = out.get(x.dtype)
+                                 f"a non-contiguous one of shape {p.shape}")
+            key = (p.device, p.dtype)
+            batch = out.get(key)
             if batch is None:
-                if x.dtype not in _FLOAT_DTYPES:
+                if p.dtype not in _FLOAT_DTYPES:
                     raise TypeError(f"{self._name}.step: parameters must be float32 or "
-                                    f"float64, got {x.dtype}")
-                batch = out[x.dtype] = ([], [], [])
+                                    f"float64, got {p.dtype}")
+                batch = out[key] = ([], [], [])
+            x, gd = p.data, g.contiguous().data
             batch[0].append(p)
             batch[1].append(x)
             batch[2].append(gd)
@@ -170,8 +170,8 @@ class Optimizer:
     def _begin_step(self, work):
         """Called once per step with every (group, dtype, batch) about to update."""
 
-    def _update(self, group, dtype, params, xs, gs):
-        """Update ``params`` (one dtype of ``group``); xs, gs are their arrays."""
+    def _update(self, group, key, params, xs, gs):
+        """Update ``params`` (one (device, dtype) key of ``group``); xs, gs are their arrays."""
         raise NotImplementedError
 
     def _state_array(self, p, key):
@@ -179,7 +179,7 @@ class Optimizer:
         state = self.state[p]
         t = state.get(key)
         if t is None:
-            t = state[key] = Tensor(np.zeros(p.shape, p.dtype))
+            t = state[key] = zeros(p.shape, dtype=p.dtype, device=p.device)
         return t.data
 
     def _step_tensor(self, p):
@@ -197,12 +197,16 @@ class Optimizer:
         t.data[()] = step
         return step
 
-    def _pack(self, group, dtype, arrays):
-        """kernels.pack's tables for one launch over ``arrays`` (R lists of the
-        group's arrays of one dtype), reusing the group's checked addresses."""
-        cache = self._pack_caches.setdefault((id(group), dtype), {})
+    def _pack(self, group, key, arrays):
+        """The kernel module for the batch's device and the leading arguments of its
+        ``<name>_step``: on "cpu", kernels.pack's tables for one launch over ``arrays``
+        (R lists of the group's arrays of one dtype), reusing the group's checked
+        addresses; on "cuda", the arrays themselves (one launch per tensor)."""
+        if key[0] == "cuda":
+            return importlib.import_module("nbdl.kernels.cuda.optim"), (arrays,)
+        cache = self._pack_caches.setdefault((id(group), key), {})
         try:
-            return kernels.pack(arrays, cache)
+            return kernels, kernels.pack(arrays, cache)
         except (TypeError, ValueError) as e:
             raise type(e)(f"{self._name}.step: {e}") from None
 
@@ -268,4 +272,4 @@ class Optimizer:
         if arr.shape != p.shape:
             raise ValueError(f"{name}: state {key!r} has shape {arr.shape}, "
                              f"its parameter {p.shape}")
-        return Tensor(arr)
+        return Tensor(arr).to(p.device)

@@ -1,5 +1,4 @@
 """RMSprop, plain or centered, with momentum."""
-from nbdl.kernels.cpu import optim as kernels
 from nbdl.optim.optimizer import Optimizer
 
 
@@ -24,7 +23,7 @@ class RMSprop(Optimizer):
         self._check(not g["differentiable"], "differentiable", g["differentiable"],
                     "differentiable updates are not supported")
 
-    def _update(self, group, dtype, params, xs, gs):
+    def _update(self, group, key, params, xs, gs):
         momentum = float(group["momentum"])
         centered = bool(group["centered"])
         square_avgs, grad_avgs, bufs = [], [], []
@@ -35,9 +34,10 @@ class RMSprop(Optimizer):
                 bufs.append(self._state_array(p, "momentum_buffer"))
             if centered:
                 grad_avgs.append(self._state_array(p, "grad_avg"))
-        tables = self._pack(group, dtype, [xs, gs, square_avgs, grad_avgs or None, bufs or None])
+        device_kernels, tables = self._pack(
+            group, key, [xs, gs, square_avgs, grad_avgs or None, bufs or None])
         for p in params:
             self._next_step(p)
-        kernels.rmsprop_step(*tables, float(group["lr"]), float(group["alpha"]),
+        device_kernels.rmsprop_step(*tables, float(group["lr"]), float(group["alpha"]),
                              float(group["eps"]), float(group["weight_decay"]), momentum,
                              centered, bool(group["maximize"]))

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 
-from nbdl.kernels.cpu import optim as kernels
 from nbdl.optim.optimizer import Optimizer
 from nbdl.random import default_generator
 
@@ -50,7 +49,7 @@ class SGD(Optimizer):
                     if group["grad_noise"])
         self._noise_counter = default_generator.claim(noisy) if noisy else 0
 
-    def _update(self, group, dtype, params, xs, gs):
+    def _update(self, group, key, params, xs, gs):
         n = len(params)
         momentum = float(group["momentum"])
         buf_scale = np.full(n, momentum)
@@ -62,7 +61,7 @@ class SGD(Optimizer):
                 if "momentum_buffer" not in self.state[p]:
                     buf_scale[t], grad_scale[t] = 0.0, 1.0   # first step: buf = d
                 bufs.append(self._state_array(p, "momentum_buffer"))
-        tables = self._pack(group, dtype, [xs, gs, bufs])
+        device_kernels, tables = self._pack(group, key, [xs, gs, bufs])
         noise_std = np.zeros(n)
         counters = np.zeros(n, np.int64)
         if group["grad_noise"]:
@@ -71,7 +70,7 @@ class SGD(Optimizer):
                 noise_std[t] = math.sqrt(eta / (self._next_step(p) ** gamma))
                 counters[t] = self._noise_counter
                 self._noise_counter += x.size
-        kernels.sgd_step(*tables, buf_scale, grad_scale, noise_std, counters,
+        device_kernels.sgd_step(*tables, buf_scale, grad_scale, noise_std, counters,
                          float(group["lr"]), float(group["weight_decay"]), momentum,
                          bool(group["nesterov"]), bool(group["maximize"]),
                          np.uint64(default_generator.seed))
