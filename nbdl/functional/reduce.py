@@ -1,6 +1,7 @@
 """Reductions over dims (sum, mean, max/min with indices, argmax, logsumexp,
 var/std) and softmax/log_softmax. Backward formulas are nbdl ops."""
 import collections
+import math
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def sum(x, dim=None, keepdim=False):
 def mean(x, dim=None, keepdim=False):
     check_tensor(x, "mean")
     dims = norm_dims(dim, x.ndim, "mean")
-    n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+    n = math.prod(x.shape[d] for d in dims) if dims else 1
     if n == 0:
         raise ValueError(f"mean: cannot average over an empty dimension (shape {x.shape}, dim {dim})")
     return sum(_float(x), dims, keepdim) * (1.0 / n)
@@ -136,7 +137,7 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
         raise ValueError("var: give unbiased or correction, not both")
     corr = correction if correction is not None else (0 if unbiased is False else 1)
     dims = norm_dims(dim, x.ndim, "var")
-    n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+    n = math.prod(x.shape[d] for d in dims) if dims else 1
     dev = _float(x) - mean(x, dims, keepdim=True)
     return sum(dev * dev, dims, keepdim) / float(np.maximum(n - corr, 0))
 
@@ -154,7 +155,7 @@ def _rowwise(name, x, dims):
     rest = [i for i in range(x.ndim) if i not in dims]
     order = rest + list(dims)
     moved = permute_array(data, order) if order != list(range(x.ndim)) else data
-    n = int(np.prod([x.shape[d] for d in dims]))
+    n = math.prod(x.shape[d] for d in dims)
     lead = [x.shape[i] for i in rest]
     res = kernel(name, x.device)(reshape_array(moved, lead + [n]))
     if tuple(res.shape)[-1] != n:    # a reduction: one value per row, kept as size-1 dims

@@ -2,6 +2,7 @@
 expand), joins and splits (cat, stack, split), indexing, gather/scatter_add,
 one_hot, tril/triu and pad."""
 import builtins
+import math
 
 import numpy as np
 
@@ -37,12 +38,12 @@ def reshape(x, *shape):
 def _resolve_shape(shape, x):
     """``shape`` with a -1 filled in; an error unless it holds x's element count."""
     n = x.numel()
-    known = int(np.prod([s for s in shape if s != -1]))
+    known = math.prod(s for s in shape if s != -1)
     bad = builtins.sum(s == -1 for s in shape) > 1 or builtins.any(s < -1 for s in shape)
     if not bad and -1 in shape:
         bad = known == 0 or n % known != 0
         shape = tuple(n // known if s == -1 else s for s in shape) if not bad else shape
-    if bad or int(np.prod(shape)) != n:
+    if bad or math.prod(shape) != n:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
                          f"({n} elements) into {shape}")
     return shape
@@ -59,7 +60,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     e = norm_dim(end_dim, x.ndim, "flatten", "end_dim")
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+    shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     return x.reshape(shape)
 
 
