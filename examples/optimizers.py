@@ -16,7 +16,8 @@ from nbdl.data import DataLoader, TensorDataset
 RUNS = {   # name -> (optimizer factory, batch size or None for the full set)
     "GD (full batch)": (lambda p: nbdl.optim.SGD(p, lr=0.5), None),
     "SGD": (lambda p: nbdl.optim.SGD(p, lr=0.05), 16),
-    "SGD + gradient noise": (lambda p: nbdl.optim.SGD(p, lr=0.05, grad_noise=True), 16),
+    "SGD + gradient noise": (lambda p: nbdl.optim.SGD(p, lr=0.05, grad_noise=True, noise_eta=0.3),
+                             16),
     "momentum 0.9": (lambda p: nbdl.optim.SGD(p, lr=0.05, momentum=0.9), 16),
     "Nesterov 0.9": (lambda p: nbdl.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True), 16),
     "Adam": (lambda p: nbdl.optim.Adam(p, lr=1e-2), 16),
@@ -77,7 +78,7 @@ def plot(curves, path):
     ax.set_ylabel("training cross-entropy")
     ax.set_yscale("log")
     ax.set_title("wine, MLP 13-32-3: one initialisation, six optimizers")
-    ax.legend()
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
