@@ -107,10 +107,16 @@ class MLPEpoch:
             nn = torch.nn
             self.model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256),
                                        nn.ReLU(), nn.Linear(256, 10))
-            self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-            self.loader = torch.utils.data.DataLoader(
-                torch.utils.data.TensorDataset(torch.tensor(X), torch.tensor(y)),
-                batch_size=64, shuffle=True)
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=True)
+            tx, ty = torch.tensor(X), torch.tensor(y)
+
+            class Batches:   # torch's fastest loop: slices of a shuffled index (its DataLoader
+                def __iter__(self):   # collates sample by sample, about 5x slower here)
+                    perm = torch.randperm(len(ty))
+                    for i in range(0, len(ty), 64):
+                        yield tx[perm[i:i + 64]], ty[perm[i:i + 64]]
+
+            self.loader = Batches()
             self.loss = nn.functional.cross_entropy
         self.time_epoch(framework)
 

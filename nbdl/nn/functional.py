@@ -103,6 +103,9 @@ def _class_targets(op, input, target, ignore_index, weight):
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-input[n, target[n]] * weight[target[n]]; input holds log-probabilities (N, C, *)."""
     c_dim, valid = _class_targets("nll_loss", input, target, ignore_index, weight)
+    if weight is None and valid.all():   # the common case: a plain mean of picked entries
+        picked = input.gather(c_dim, target.long().unsqueeze(c_dim)).squeeze(c_dim)
+        return _reduce(-picked, reduction, "nll_loss")
     safe = host_tensor(np.where(valid, target.numpy(), 0).astype(np.int64), input.device)
     picked = input.gather(c_dim, safe.unsqueeze(c_dim)).squeeze(c_dim)
     w = host_tensor(valid.astype(input.dtype), input.device)
