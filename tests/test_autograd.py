@@ -491,3 +491,13 @@ def test_use_kernel_swaps_and_restores_softmax():
         with nbdl.use_kernel("no_such_op", "cpu", numpy_softmax):
             pass
 
+
+
+def test_leaf_grads_never_share_memory():
+    """add's backward hands the same gradient to both inputs: each .grad gets its own array."""
+    x = nbdl.randn(3, requires_grad=True)
+    y = nbdl.randn(3, requires_grad=True)
+    (x + y).backward(nbdl.ones(3))
+    assert not np.shares_memory(x.grad.numpy(), y.grad.numpy())
+    x.grad.data *= 2            # an in-place change (as clip_grad_norm_ makes) stays local
+    np.testing.assert_array_equal(y.grad.numpy(), np.ones(3))

@@ -67,7 +67,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
     from nbdl.tensor import owns_fresh_buffer
     targets = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
     found = [None] * len(inputs) if inputs is not None else None
-    stored = set()   # ids of grad tensors already stored in a .grad during this walk
+    stored = set()   # ids of the arrays already stored in a .grad during this walk
 
     def add(a, b):
         return b if a is None else (a + b)
@@ -82,9 +82,9 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
                 return
         if not create_graph:
             g = g.detach()
-            if id(g) in stored or not owns_fresh_buffer(g.data):
+            if id(g.data) in stored or not owns_fresh_buffer(g.data):
                 g = g.clone()
-            stored.add(id(g))
+            stored.add(id(g.data))
         t.grad = g if t.grad is None else t.grad + g
 
     # Count, for every node reachable from the roots, how many edges feed it.
