@@ -41,16 +41,24 @@ _ATOMIC = tuple(np.dtype(t) for t in (np.int32, np.int64, np.uint32, np.uint64, 
 _INTEGER = tuple(t for t in _launch.DTYPES if t.kind in "iu")
 
 
+@cuda.jit(device=True, inline="always")
+def _checked_index(ind, i_off, i_str, i, shape, size, flag):
+    """Index element i (negative ones wrap), or -1 with ``flag`` set when out of range."""
+    j = ind[i_off + offset(i, shape, i_str)]
+    if j < 0:
+        j += size
+    if j < 0 or j >= size:
+        flag[0] = 1
+        return -1
+    return j
+
+
 @cuda.jit
 def _gather_kernel(out, shape, x, x_off, x_str, x_dstride, size, ind, i_off, i_str, flag):
     """out[i] = x[x_off + offset(i) + j * x_dstride], j = ind[i] (x_str is 0 on dim)."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        j = ind[i_off + offset(i, shape, i_str)]
-        if j < 0:
-            j += size
-        if j < 0 or j >= size:
-            flag[0] = 1
-        else:
+        j = _checked_index(ind, i_off, i_str, i, shape, size, flag)
+        if j >= 0:
             out[i] = x[x_off + offset(i, shape, x_str) + j * x_dstride]
 
 
@@ -59,12 +67,8 @@ def _scatter_add_kernel(out, shape, n, o_str, o_dstride, size, ind, i_off, i_str
                         src, s_off, s_str, flag):
     """out[offset(i) + j * o_dstride] += src[i], j = ind[i], for the n index elements."""
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        j = ind[i_off + offset(i, shape, i_str)]
-        if j < 0:
-            j += size
-        if j < 0 or j >= size:
-            flag[0] = 1
-        else:
+        j = _checked_index(ind, i_off, i_str, i, shape, size, flag)
+        if j >= 0:
             cuda.atomic.add(out, offset(i, shape, o_str) + j * o_dstride,
                             src[s_off + offset(i, shape, s_str)])
 
