@@ -55,8 +55,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         data = data.numpy()
     arr = np.array(data, dtype=as_dtype(dtype) if dtype is not None else None, copy=True)
     if dtype is None:
-        if arr.dtype.kind == "f" and not isinstance(data, np.ndarray):
-            arr = arr.astype(DEFAULT_DTYPE)    # Python floats -> float32
+        if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
+            arr = arr.astype(DEFAULT_DTYPE)    # Python floats -> float32 (numpy keeps its dtype)
         elif arr.dtype == np.float16:
             arr = arr.astype(DEFAULT_DTYPE)
         elif arr.dtype.kind in "iu" and arr.dtype != np.uint8:

@@ -110,7 +110,7 @@ class Tensor:
 
     # ---- conversion -----------------------------------------------------
     def numpy(self):
-        """The data as a numpy array (shared with the tensor on "cpu")."""
+        """The data as a numpy array: shared with the tensor on "cpu", a host copy on "cuda"."""
         return to_numpy(self.data)
 
     def item(self):
