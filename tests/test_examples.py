@@ -37,3 +37,19 @@ def test_custom_kernel_example(tmp_path):
     assert "gradcheck(softmax with the swapped kernel): True" in out
     diff = float(re.search(r"max \|built-in - variant\| = (\S+)", out).group(1))
     assert diff < 1e-6
+
+
+def _readme_block(heading):
+    """The first ```python block under ``heading`` in the README."""
+    text = (EXAMPLES.parent / "README.md").read_text()
+    section = text.split(heading, 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_snippets_run(tmp_path):
+    for heading in ("## A model", "## Your own kernel as an op"):
+        code = _readme_block(heading)
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, (heading, out.stderr[-3000:])
+    assert (tmp_path / "ckpt.npz").exists()
