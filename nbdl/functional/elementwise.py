@@ -9,8 +9,7 @@ from nbdl.autograd.grad_mode import _State
 from nbdl.autograd.graph import attach
 from nbdl.dispatch import kernel
 from nbdl.functional._util import (broadcasts_to, cast_array, check_tensor, is_scalar, promote,
-                                   same_device,
-                                   scalar_operand, unbroadcast)
+                                   same_device, scalar_operand, unbroadcast)
 from nbdl.tensor import Tensor
 
 
