@@ -125,6 +125,8 @@ def _fill_random(arr, kind, a, b):
     """Fill a float array in place with U[a, b) or N(a, b^2) draws from the global generator."""
     if arr.dtype.kind != "f":
         raise TypeError(f"random fill: expected a float tensor, got {arr.dtype}")
+    if arr.size == 0:
+        return
     flat = arr.reshape(-1)   # a view: callers pass contiguous arrays
     if not np.shares_memory(flat, arr):
         raise ValueError("random fill: tensor must be contiguous")

@@ -496,6 +496,52 @@ def _pad_samples(rng):
             Sample(T(U(rng, (1, 1, 3, 3))), (1, 1, 1, 2), mode="reflect")]
 
 
+def distinct(rng, shape, gap=0.1):
+    """Values at least ``gap`` apart (no ties for max pooling's finite differences)."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * gap - n * gap / 2 + rng.uniform(0, gap / 4, n)).reshape(shape)
+
+
+def _max_pool_samples(rng):
+    return [Sample(T(distinct(rng, (1, 1, 4, 5))), 2),
+            Sample(T(distinct(rng, (1, 2, 3, 3))), 2, 1),
+            Sample(T(distinct(rng, (1, 1, 3, 4))), 3, 2, 1),
+            Sample(T(distinct(rng, (2, 5, 5))), (2, 3), (2, 1), (1, 1), ceil_mode=True),
+            Sample(T(distinct(rng, (1, 1, 4, 5))), 2, 1, dilation=2),
+            Sample(T(distinct(rng, (1, 1, 2, 3))), 2, 1, 1, ceil_mode=True, return_indices=True),
+            Sample(T(distinct(rng, (2, 2, 5, 4))), 3, 2, 1, ceil_mode=True, return_indices=True),
+            Sample(T(distinct(rng, (2, 3, 7, 6))), (3, 2), (2, 3), (1, 0), (2, 1), True)]
+
+
+def _avg_pool_samples(rng):
+    return [Sample(T(U(rng, (1, 1, 4, 5))), 2),
+            Sample(T(U(rng, (1, 2, 3, 3))), 2, 1),
+            Sample(T(U(rng, (1, 1, 3, 4))), 3, 2, 1),
+            Sample(T(U(rng, (1, 1, 3, 4))), 3, 2, 1, count_include_pad=False),
+            Sample(T(U(rng, (2, 5, 5))), (3, 2), (2, 1), (1, 1), ceil_mode=True),
+            Sample(T(U(rng, (1, 1, 5, 4))), 2, 3, ceil_mode=True, count_include_pad=False),
+            Sample(T(U(rng, (1, 2, 3, 3))), 2, divisor_override=3),
+            Sample(T(U(rng, (2, 3, 7, 6))), 3, 2, 1, True, True, 5)]
+
+
+def _adaptive_avg_pool_samples(rng):
+    return [Sample(T(U(rng, (1, 1, 5, 4))), (2, 3)), Sample(T(U(rng, (1, 2, 3, 3))), 2),
+            Sample(T(U(rng, (2, 3, 7, 6))), (3, None)), Sample(T(U(rng, (2, 5, 5))), (4, 3)),
+            Sample(T(U(rng, (1, 1, 3, 4))), (5, 6))]
+
+
+def _interpolate_samples(rng):
+    return [Sample(T(U(rng, (1, 1, 3, 4))), size=(5, 6)),
+            Sample(T(U(rng, (1, 2, 2, 3))), scale_factor=2),
+            Sample(T(U(rng, (1, 1, 4, 5))), scale_factor=1.5),
+            Sample(T(U(rng, (1, 1, 3, 4))), (5, 7), mode="bilinear", align_corners=False),
+            Sample(T(U(rng, (1, 1, 3, 4))), size=(4, 2), mode="bilinear", align_corners=True),
+            Sample(T(U(rng, (1, 2, 2, 3))), scale_factor=(1.5, 2.0), mode="bilinear"),
+            Sample(T(U(rng, (2, 3, 5, 6))), scale_factor=0.6, mode="bilinear", align_corners=True),
+            Sample(T(U(rng, (2, 3, 5, 6))), None, (1.7, 0.5), "bilinear", False),
+            Sample(T(U(rng, (2, 3, 5, 6))), size=(3, 8))]
+
+
 def _leaky_samples(rng):
     return [_kink(Sample(T(np.array([-1.0, 0.0, 2.0])), 0.2)),
             Sample(T(away(rng, (3, 4)))), Sample(T(away(rng, (3, 4))), 0.2),
@@ -569,6 +615,87 @@ def _unary(name, make=U, kinks=None):
 
 def _binop(name, fn, samples=None, **kw):
     return OpInfo(name=name, op=fn, ref=fn, samples=samples or binary_samples(), **kw)
+
+
+def _batch_norm_samples(rng):
+    def stats(c):   # running mean / variance: not differentiated, updated in training
+        return T(U(rng, (c,)), grad=False), T(pos(rng, (c,)), grad=False)
+    return [Sample(T(U(rng, (3, 2))), *stats(2), T(U(rng, (2,))), T(U(rng, (2,))), training=True),
+            Sample(T(U(rng, (2, 2, 3))), None, None, training=True),
+            Sample(T(U(rng, (4, 2))), *stats(2), weight=T(U(rng, (2,))), training=True,
+                   momentum=0.3, eps=1e-3),
+            Sample(T(U(rng, (2, 3, 2, 2))), *stats(3), T(U(rng, (3,))), T(U(rng, (3,))), True),
+            Sample(T(U(rng, (3, 2))), *stats(2), T(U(rng, (2,))), T(U(rng, (2,)))),
+            Sample(T(U(rng, (2, 2, 3))), *stats(2), training=False, eps=1e-3),
+            Sample(T(U(rng, (2, 3, 2, 2))), *stats(3), bias=T(U(rng, (3,))))]
+
+
+def _group_norm_samples(rng):
+    return [Sample(T(U(rng, (2, 4, 2))), 2, T(U(rng, (4,))), T(U(rng, (4,)))),
+            Sample(T(U(rng, (1, 6, 2))), 3),
+            Sample(T(U(rng, (2, 2, 3))), 1, weight=T(U(rng, (2,))), eps=1e-3),
+            Sample(T(U(rng, (2, 4, 3, 2))), 2, T(U(rng, (4,))), T(U(rng, (4,)))),
+            Sample(T(U(rng, (3, 4, 5))), 4, eps=1e-2)]   # (torch fails a bias-only backward)
+
+
+def _instance_norm_samples(rng):
+    def stats(c):
+        return T(U(rng, (c,)), grad=False), T(pos(rng, (c,)), grad=False)
+    return [Sample(T(U(rng, (2, 2, 3)))),
+            Sample(T(U(rng, (2, 2, 3))), *stats(2), T(U(rng, (2,))), T(U(rng, (2,)))),
+            Sample(T(U(rng, (1, 2, 2, 3))), *stats(2), use_input_stats=False),
+            Sample(T(U(rng, (2, 3, 2, 2))), *stats(3), T(U(rng, (3,))), T(U(rng, (3,))), momentum=0.2),
+            Sample(T(U(rng, (1, 2, 2, 2))), weight=T(U(rng, (2,))), eps=1e-3)]
+
+
+def _conv2d_samples(rng):
+    """Stride, padding (int, tuple, 'same', 'valid'), dilation, groups, depthwise,
+    non-square kernels, batch 1, unbatched, odd sizes, with and without bias;
+    the last ones tiny enough for gradcheck / gradgradcheck."""
+    def b(c):
+        return T(U(rng, (c,)))
+    return [Sample(T(U(rng, (2, 4, 5, 6))), T(U(rng, (6, 2, 3, 2))), b(6), stride=(2, 1),
+                   padding=(1, 2), dilation=(1, 2), groups=2),
+            Sample(T(U(rng, (1, 3, 5, 5))), T(U(rng, (4, 3, 3, 3))), b(4), padding=1),
+            Sample(T(U(rng, (2, 2, 6, 5))), T(U(rng, (3, 2, 2, 3))), stride=2),
+            Sample(T(U(rng, (1, 4, 5, 5))), T(U(rng, (4, 1, 3, 3))), b(4), padding="same", groups=4),
+            Sample(T(U(rng, (2, 2, 5, 4))), T(U(rng, (3, 2, 2, 3))), padding="same", dilation=(2, 1)),
+            Sample(T(U(rng, (2, 3, 4, 4))), T(U(rng, (2, 3, 3, 3))), b(2), padding="valid"),
+            Sample(T(U(rng, (1, 2, 6, 6))), T(U(rng, (2, 2, 3, 3))), stride=3, padding=(2, 1), dilation=2),
+            Sample(T(U(rng, (2, 4, 4))), T(U(rng, (4, 1, 2, 2))), b(4), groups=2),
+            Sample(T(U(rng, (1, 2, 4, 4))), T(U(rng, (2, 2, 3, 3))), T(U(rng, (2,)), grad=False), padding=1),
+            Sample(T(U(rng, (1, 1, 3, 3))), T(U(rng, (1, 1, 2, 2))), b(1), stride=2, padding=1),
+            Sample(T(U(rng, (1, 1, 2, 3))), T(U(rng, (1, 1, 2, 2))), b(1), padding=(0, 1)),
+            Sample(T(U(rng, (1, 2, 2, 2))), T(U(rng, (2, 1, 1, 2))), padding=(1, 0), groups=2),
+            Sample(T(U(rng, (1, 1, 3, 2))), T(U(rng, (2, 1, 2, 1))), stride=(2, 1), dilation=(1, 1))]
+
+
+def _conv_transpose2d_samples(rng):
+    def b(c):
+        return T(U(rng, (c,)))
+    return [Sample(T(U(rng, (2, 4, 3, 3))), T(U(rng, (4, 3, 3, 2))), b(6), stride=(2, 1),
+                   padding=(1, 0), output_padding=(1, 0), groups=2, dilation=(1, 2)),
+            Sample(T(U(rng, (1, 3, 4, 5))), T(U(rng, (3, 2, 3, 3))), b(2), stride=2, padding=1),
+            Sample(T(U(rng, (2, 2, 3, 2))), T(U(rng, (2, 2, 2, 3)))),
+            Sample(T(U(rng, (1, 4, 3, 3))), T(U(rng, (4, 1, 3, 3))), b(4), stride=2,
+                   output_padding=1, groups=4),
+            Sample(T(U(rng, (1, 2, 3, 3))), T(U(rng, (2, 2, 2, 2))), output_padding=1, dilation=2),
+            Sample(T(U(rng, (2, 3, 3))), T(U(rng, (2, 2, 2, 2))), b(2), stride=(1, 2)),
+            Sample(T(U(rng, (1, 1, 2, 2))), T(U(rng, (1, 1, 2, 2))), b(1), stride=2),
+            Sample(T(U(rng, (1, 2, 2, 1))), T(U(rng, (2, 1, 2, 2))), groups=2, padding=(1, 0)),
+            Sample(T(U(rng, (1, 1, 2, 3))), T(U(rng, (1, 2, 2, 1))), stride=(2, 1), padding=(1, 0))]
+
+
+def _conv1d_samples(rng):
+    def b(c):
+        return T(U(rng, (c,)))
+    return [Sample(T(U(rng, (2, 4, 7))), T(U(rng, (6, 2, 3))), b(6), stride=2, padding=1, groups=2),
+            Sample(T(U(rng, (1, 3, 6))), T(U(rng, (2, 3, 3))), padding="same", dilation=2),
+            Sample(T(U(rng, (2, 2, 5))), T(U(rng, (3, 2, 3))), b(3), padding="valid", dilation=2),
+            Sample(T(U(rng, (1, 4, 5))), T(U(rng, (4, 1, 3))), b(4), padding=(1,), groups=4),
+            Sample(T(U(rng, (3, 5))), T(U(rng, (2, 3, 2))), b(2), stride=3),
+            Sample(T(U(rng, (1, 1, 5))), T(U(rng, (1, 1, 3))), b(1)),
+            Sample(T(U(rng, (1, 2, 3))), T(U(rng, (2, 1, 2))), padding=1, groups=2)]
 
 
 def _nodiff(name, fn, samples, ref=None):
@@ -663,6 +790,21 @@ OPS = [
     OpInfo("tril", nbdl.tril, torch.tril, _tri_samples),
     OpInfo("triu", nbdl.triu, torch.triu, _tri_samples),
     OpInfo("pad", F.pad, TF.pad, _pad_samples),
+    # convolution
+    OpInfo("conv2d", F.conv2d, TF.conv2d, _conv2d_samples, rtol=1e-4, atol=1e-4),
+    OpInfo("conv_transpose2d", F.conv_transpose2d, TF.conv_transpose2d, _conv_transpose2d_samples,
+           rtol=1e-4, atol=1e-4),
+    OpInfo("conv1d", F.conv1d, TF.conv1d, _conv1d_samples, rtol=1e-4, atol=1e-4),
+    # pooling and upsampling
+    OpInfo("max_pool2d", F.max_pool2d, TF.max_pool2d, _max_pool_samples),
+    OpInfo("avg_pool2d", F.avg_pool2d, TF.avg_pool2d, _avg_pool_samples),
+    OpInfo("adaptive_avg_pool2d", F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d,
+           _adaptive_avg_pool_samples),
+    OpInfo("interpolate", F.interpolate, TF.interpolate, _interpolate_samples),
+    # normalisation
+    OpInfo("batch_norm", F.batch_norm, TF.batch_norm, _batch_norm_samples, rtol=1e-4),
+    OpInfo("group_norm", F.group_norm, TF.group_norm, _group_norm_samples, rtol=1e-4),
+    OpInfo("instance_norm", F.instance_norm, TF.instance_norm, _instance_norm_samples, rtol=1e-4),
 ]
 
 OPS_BY_NAME = {info.name: info for info in OPS}

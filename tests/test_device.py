@@ -20,24 +20,31 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="needs NUMBA_ENABLE_CUDASIM=1 o
 SAMPLES_PER_OP = int(os.environ.get("NBDL_DEVICE_SAMPLES", 2)) or None
 
 
+# Ops of the convolution issue run CPU kernels only so far (nbdl.kernel_table.AWAITING_CUDA).
+AWAITING_CUDA_OPS = {"conv2d", "conv_transpose2d", "conv1d", "max_pool2d", "avg_pool2d",
+                     "adaptive_avg_pool2d", "interpolate", "batch_norm", "group_norm",
+                     "instance_norm"}
+CUDA_OPS = [info for info in OPS if info.name not in AWAITING_CUDA_OPS]
+
+
 def _some(info):
     return info.sample_list()[:SAMPLES_PER_OP]
 
 
 @needs_cuda
-@pytest.mark.parametrize("info,sample", params(OPS, "value", _some) if CUDA else [])
+@pytest.mark.parametrize("info,sample", params(CUDA_OPS, "value", _some) if CUDA else [])
 def test_value_cuda(info, sample):
     check_value(info, sample, "cuda")
 
 
 @needs_cuda
-@pytest.mark.parametrize("info,sample", params(OPS, "grad", _some, "supports_grad") if CUDA else [])
+@pytest.mark.parametrize("info,sample", params(CUDA_OPS, "grad", _some, "supports_grad") if CUDA else [])
 def test_grad_cuda(info, sample):
     check_grad(info, sample, "cuda")
 
 
 @needs_cuda
-@pytest.mark.parametrize("info,sample", params(OPS, "dtype", lambda i: i.sample_list()[:1]) if CUDA else [])
+@pytest.mark.parametrize("info,sample", params(CUDA_OPS, "dtype", lambda i: i.sample_list()[:1]) if CUDA else [])
 def test_dtype_cuda(info, sample):
     check_dtype(info, sample, np.float32, "cuda")
 
@@ -139,3 +146,10 @@ def test_tiny_mlp_training_matches_cpu(name):
 
     for c, g in zip(run("cpu"), run("cuda")):
         np.testing.assert_allclose(g, c, rtol=1e-5, atol=1e-6)
+
+
+@needs_cuda
+def test_ops_awaiting_cuda_say_so():
+    x = nbdl.randn(1, 1, 4, 4).to("cuda")
+    with pytest.raises(NotImplementedError, match="no kernel registered for device 'cuda'"):
+        nbdl.nn.functional.max_pool2d(x, 2)

@@ -6,7 +6,10 @@ from nbdl.functional.elementwise import (
     le, leaky_relu, log, log1p, logical_and, logical_not, logical_or, lt, masked_fill, maximum,
     minimum, mul, ne, neg, pow, relu, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh,
     to_device, where)
+from nbdl.functional.conv import conv1d, conv2d, conv_transpose2d
 from nbdl.functional.linalg import linear, matmul
+from nbdl.functional.pool import adaptive_avg_pool2d, avg_pool2d, interpolate, max_pool2d
+from nbdl.functional.norm import batch_norm, group_norm, instance_norm
 from nbdl.functional.random_ops import dropout
 from nbdl.functional.reduce import (all, amax, amin, any, argmax, argmin, log_softmax,
                                     logsumexp, max, mean, min, softmax, std, sum, var)

@@ -7,13 +7,18 @@ from nbdl.autograd.grad_mode import no_grad
 from nbdl.autograd.graph import attach
 from nbdl.functional import (dropout, gelu, leaky_relu, linear, log_softmax, one_hot,
                              pad, relu, sigmoid, softmax, tanh, where)
+from nbdl.functional.conv import conv1d, conv2d, conv_transpose2d
 from nbdl.functional._util import (IndexOutOfRangeError, broadcasts_to, check_tensor, host_tensor,
                                    same_device)
+from nbdl.functional.norm import batch_norm, group_norm, instance_norm
+from nbdl.functional.pool import adaptive_avg_pool2d, avg_pool2d, interpolate, max_pool2d
 
 __all__ = ["dropout", "gelu", "leaky_relu", "linear", "log_softmax", "one_hot", "pad", "relu",
            "sigmoid", "softmax", "tanh", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "logsigmoid",
-           "softplus"]
+           "softplus", "conv1d", "conv2d", "conv_transpose2d", "batch_norm", "group_norm", "instance_norm"]
+
+__all__ += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "interpolate"]
 
 _REDUCTIONS = ("none", "mean", "sum")
 
