@@ -54,3 +54,11 @@ def test_readme_snippets_run(tmp_path):
                              text=True, timeout=600)
         assert out.returncode == 0, (heading, out.stderr[-3000:])
     assert (tmp_path / "ckpt.npz").exists()
+
+
+def test_cnn_digits_reaches_98_percent(tmp_path):
+    out = run("cnn_digits.py", "--out-prefix", "cnn", cwd=tmp_path)
+    acc = float(re.search(r"test accuracy (\d\.\d+)", out).group(1))
+    assert acc >= 0.98, out
+    for name in ("cnn_filters.png", "cnn_confusion.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
