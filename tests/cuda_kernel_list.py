@@ -6,9 +6,10 @@ kernel missing here fails that test. Import only without the simulator.
 from numba import types as t
 from numba.cuda.dispatcher import CUDADispatcher
 
-from nbdl.kernels.cuda import _launch, elementwise, indexing, linalg, optim, random, reduce
+from nbdl.kernels.cuda import (_launch, conv, elementwise, indexing, linalg, norm, optim, pool, random,
+                               reduce)
 
-MODULES = (_launch, elementwise, reduce, linalg, indexing, random, optim)
+MODULES = (_launch, elementwise, reduce, linalg, indexing, random, optim, pool, norm, conv)
 
 U = t.UniTuple(t.int64, 3)   # shapes and strides (a kernel compiles per rank; 3 stands for all)
 I = t.int64
@@ -39,7 +40,8 @@ def _binary(name):
 
 def kernel_list():
     """[(name, dispatcher, signature builder f -> signature)]."""
-    E, R, L, X, Q, O = elementwise, reduce, linalg, indexing, random, optim
+    E, R, L, X, Q, O, P, N = elementwise, reduce, linalg, indexing, random, optim, pool, norm
+    C = conv
     out = [(f"elementwise.KERNELS[{n!r}]", E.KERNELS[n], _unary(n)) for n in E._UNARY]
     out += [(f"elementwise.KERNELS[{n!r}]", E.KERNELS[n], _binary(n)) for n in E._BINARY]
     out += [(f"elementwise.KERNELS['copy'] (cast to {d})", E.KERNELS["copy"],
@@ -73,6 +75,32 @@ def kernel_list():
         ("optim._adam_kernel", O._adam_kernel, lambda f: t.void(*[A(f)] * 5, *[f] * 9, B, B, B)),
         ("optim._rmsprop_kernel", O._rmsprop_kernel, lambda f: t.void(*[A(f)] * 5, *[f] * 7, B, B)),
         ("optim._adagrad_kernel", O._adagrad_kernel, lambda f: t.void(*[A(f)] * 3, f, f, f, B)),
+        ("pool._max_pool_kernel", P._max_pool_kernel, lambda f: t.void(A(f), A(I), A(f), *[I] * 12)),
+        ("pool._max_pool_scatter_kernel", P._max_pool_scatter_kernel, lambda f: t.void(
+            A(f), A(f), A(I), I, I, A(t.int32))),
+        ("pool._window_mean_kernel", P._window_mean_kernel, lambda f: t.void(
+            A(f), A(f), I, I, I, I, *[A(I)] * 6, I)),
+        ("pool._window_mean_backward_kernel", P._window_mean_backward_kernel, lambda f: t.void(
+            A(f), A(f), I, I, I, I, *[A(I)] * 6, I, *[A(I)] * 4)),
+        ("pool._nearest_kernel", P._nearest_kernel, lambda f: t.void(A(f), A(f), I, I, I, I, A(I), A(I))),
+        ("pool._nearest_backward_kernel", P._nearest_backward_kernel, lambda f: t.void(
+            A(f), A(f), I, I, I, I, *[A(I)] * 4)),
+        ("pool._bilinear_kernel", P._bilinear_kernel, lambda f: t.void(
+            A(f), A(f), I, I, I, I, A(I), A(I), A(f), A(f), A(I), A(I), A(f), A(f))),
+        ("pool._bilinear_backward_kernel", P._bilinear_backward_kernel, lambda f: t.void(
+            A(f), A(f), I, I, I, I, A(I), A(I), A(f), A(f), A(I), A(I), A(f), A(f), *[A(I)] * 4)),
+        ("norm._bn_forward_kernel", N._bn_forward_kernel, lambda f: t.void(
+            A(f), I, I, I, A(F64), A(F64), F64, A(f), A(F64), A(F64), A(F64))),
+        ("norm._bn_backward_kernel", N._bn_backward_kernel, lambda f: t.void(
+            A(f), A(f), I, I, I, A(F64), A(F64), A(F64), A(f), A(f), A(f))),
+        ("norm._gn_forward_kernel", N._gn_forward_kernel, lambda f: t.void(
+            A(f), I, I, I, I, A(F64), A(F64), F64, A(f), A(F64), A(F64), A(F64))),
+        ("norm._gn_backward_kernel", N._gn_backward_kernel, lambda f: t.void(
+            A(f), A(f), I, I, I, I, A(F64), A(F64), A(F64), A(f), A(F64), A(F64))),
+        ("norm._sum_rows_kernel", N._sum_rows_kernel, lambda f: t.void(A(f), A(F64), I, I)),
+        ("conv._im2col_kernel", C._im2col_kernel, lambda f: t.void(A(f), A(f), *[I] * 13)),
+        ("conv._col2im_kernel", C._col2im_kernel, lambda f: t.void(A(f), A(f), *[I] * 13, A(f), B)),
+        ("conv._to_nchw_kernel", C._to_nchw_kernel, lambda f: t.void(A(f), A(f), I, I, A(f), B)),
     ]
     return out
 

@@ -490,3 +490,166 @@ def test_optim_bad_input():
         O.adagrad_update(p, p, dev(np.zeros(4)), 0.1, 1e-10, 0.0, False)
     with pytest.raises(ValueError, match="C-contiguous"):
         O.adagrad_update(p, p, dev(np.zeros(8, np.float32))[::2], 0.1, 1e-10, 0.0, False)
+
+
+# ---- pooling and upsampling ------------------------------------------------------
+
+from nbdl.kernels.cuda import pool as P  # noqa: E402
+
+POOL_RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_max_pool2d(dtype):
+    x = rng.standard_normal((2, 2, 5, 6)).astype(dtype)
+    x[0, 0, 1, 1] = x[0, 0, 1, 2]      # a tie: the first wins
+    x[1, 1, 2, 3] = np.nan
+    for args in [((2, 3), (2, 2), (2, 2), (0, 0), (1, 1)),
+                 ((3, 3), (3, 2), (2, 2), (1, 1), (1, 2))]:
+        out, idx = P.max_pool2d(dev(x), *args)
+        ref_out, ref_idx = cpu("max_pool2d")(x, *args)
+        check(out, ref_out)
+        check(idx, ref_idx)
+        g = rng.standard_normal(ref_out.shape).astype(dtype)
+        check(P.max_pool2d_backward(dev(g), idx, (5, 6)),
+              cpu("max_pool2d_backward")(g, ref_idx, (5, 6)), rtol=POOL_RTOL[dtype])
+    with pytest.raises(IndexError, match="max_pool2d_backward"):
+        P.max_pool2d_backward(dev(g), dev(np.full(g.shape, 99, np.int64)), (5, 6))
+    with pytest.raises(ValueError, match="max_pool2d: x must be 4-D"):
+        P.max_pool2d(dev(x[0]), (2, 3), (2, 2), (2, 2), (0, 0), (1, 1))
+    with pytest.raises(TypeError, match="max_pool2d: x has dtype int64"):
+        P.max_pool2d(dev(x.astype(np.int64)), (2, 3), (2, 2), (2, 2), (0, 0), (1, 1))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_avg_pools(dtype):
+    x = rng.standard_normal((1, 2, 5, 7)).astype(dtype)
+    rtol = POOL_RTOL[dtype]
+    for args in [((3, 3), (2, 3), (2, 2), (1, 1), True, 0), ((3, 4), (3, 2), (2, 2), (1, 1), False, 0),
+                 ((2, 2), (2, 2), (3, 3), (0, 1), True, 5)]:
+        out = cpu("avg_pool2d")(x, *args)
+        check(P.avg_pool2d(dev(x), *args), out, rtol=rtol)
+        g = rng.standard_normal(out.shape).astype(dtype)
+        check(P.avg_pool2d_backward(dev(g), (5, 7), *args[1:]),
+              cpu("avg_pool2d_backward")(g, (5, 7), *args[1:]), rtol=rtol, atol=1e-12)
+    for osz in [(2, 3), (3, 5), (7, 9)]:
+        out = cpu("adaptive_avg_pool2d")(x, osz)
+        check(P.adaptive_avg_pool2d(dev(x), osz), out, rtol=rtol)
+        g = rng.standard_normal(out.shape).astype(dtype)
+        check(P.adaptive_avg_pool2d_backward(dev(g), (5, 7)),
+              cpu("adaptive_avg_pool2d_backward")(g, (5, 7)), rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_upsample(dtype):
+    x = rng.standard_normal((1, 2, 3, 4)).astype(dtype)
+    rtol = POOL_RTOL[dtype]
+    cases = [((6, 8), None), ((5, 3), None), ((4, 10), (1.5, 2.7))]
+    for size, scales in cases:
+        out = cpu("upsample_nearest2d")(x, size, scales)
+        check(P.upsample_nearest2d(dev(x), size, scales), out)
+        g = rng.standard_normal(out.shape).astype(dtype)
+        check(P.upsample_nearest2d_backward(dev(g), (3, 4), scales),
+              cpu("upsample_nearest2d_backward")(g, (3, 4), scales), rtol=rtol, atol=1e-12)
+        for ac in (False, True):
+            out = cpu("upsample_bilinear2d")(x, size, scales, ac)
+            check(P.upsample_bilinear2d(dev(x), size, scales, ac), out, rtol=rtol)
+            check(P.upsample_bilinear2d_backward(dev(g), (3, 4), scales, ac),
+                  cpu("upsample_bilinear2d_backward")(g, (3, 4), scales, ac), rtol=rtol, atol=1e-6)
+
+
+# ---- normalisation ------------------------------------------------------------
+
+from nbdl.kernels.cuda import norm as N  # noqa: E402
+
+
+def _check_all(got, want, rtol):
+    assert isinstance(got, tuple) and len(got) == len(want)
+    for g, w in zip(got, want):
+        check(g, w, rtol=rtol, atol=1e-12 if w.dtype == np.float64 else 1e-6)
+
+
+@pytest.mark.parametrize("dtype, affine", [(np.float32, False), (np.float64, True)])
+def test_batch_norm(dtype, affine):
+    rtol = 1e-5 if dtype == np.float32 else 1e-10
+    x = (rng.standard_normal((3, 2, 2, 3)) * 2 + 1).astype(dtype)
+    w = rng.standard_normal(2).astype(dtype) if affine else None
+    b = rng.standard_normal(2).astype(dtype) if affine else None
+    d = (lambda a: None if a is None else dev(a))
+    ref = cpu("batch_norm")(x, w, b, 1e-5)
+    got = N.batch_norm(dev(x), d(w), d(b), 1e-5)
+    _check_all(got, ref, rtol)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    ref_b = cpu("batch_norm_backward")(g, x, ref[1], ref[3], w)
+    _check_all(N.batch_norm_backward(dev(g), dev(x), got[1], got[3], d(w)), ref_b, rtol)
+    x2 = rng.standard_normal((5, 2)).astype(dtype)      # (N, C): no spatial dims
+    _check_all(N.batch_norm(dev(x2), None, None, 1e-3), cpu("batch_norm")(x2, None, None, 1e-3), rtol)
+    with pytest.raises(ValueError, match="batch_norm: weight must have shape"):
+        N.batch_norm(dev(x), dev(np.ones(3, dtype)), None, 1e-5)
+    with pytest.raises(TypeError, match="batch_norm: x has dtype"):
+        N.batch_norm(dev(x.astype(np.int32)), None, None, 1e-5)
+
+
+@pytest.mark.parametrize("dtype, groups, affine", [(np.float32, 3, False), (np.float64, 2, True)])
+def test_group_norm(dtype, groups, affine):
+    rtol = 1e-5 if dtype == np.float32 else 1e-10
+    x = (rng.standard_normal((2, 6, 2, 2)) * 3 - 1).astype(dtype)
+    w = rng.standard_normal(6).astype(dtype) if affine else None
+    b = rng.standard_normal(6).astype(dtype) if affine else None
+    d = (lambda a: None if a is None else dev(a))
+    ref = cpu("group_norm")(x, groups, w, b, 1e-5)
+    got = N.group_norm(dev(x), groups, d(w), d(b), 1e-5)
+    _check_all(got, ref, rtol)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    ref_b = cpu("group_norm_backward")(g, x, groups, ref[1], ref[3], w)
+    _check_all(N.group_norm_backward(dev(g), dev(x), groups, got[1], got[3], d(w)), ref_b, rtol)
+    with pytest.raises(ValueError, match="group_norm: num_groups 4"):
+        N.group_norm(dev(x), 4, None, None, 1e-5)
+
+
+# ---- convolution ----------------------------------------------------------------
+
+from nbdl.kernels.cuda import conv as C  # noqa: E402
+
+CONV_CASES = [  # x shape, w shape (conv2d layout), stride, padding, dilation, groups
+    ((1, 2, 4, 5), (3, 2, 2, 3), (1, 1), (0, 1), (1, 1), 1),
+    ((2, 4, 5, 4), (2, 2, 3, 2), (2, 1), (1, 0), (1, 2), 2),
+]
+
+
+@pytest.mark.parametrize("case, dtype", [(0, np.float32), (1, np.float64)])
+def test_conv2d_and_weight_grad(dtype, case):
+    xs, ws, s, p, d, g = CONV_CASES[case]
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype) if case == 0 else None
+    ref = cpu("conv2d")(x, w, b, s, p, d, g)
+    check(C.conv2d(dev(x), dev(w), None if b is None else dev(b), s, p, d, g), ref, rtol=rtol, atol=1e-6)
+    gy = rng.standard_normal(ref.shape).astype(dtype)
+    check(C.conv2d_weight(dev(x), dev(gy), ws[2:], s, p, d, g),
+          cpu("conv2d_weight")(x, gy, ws[2:], s, p, d, g), rtol=rtol, atol=1e-5)
+
+
+@pytest.mark.parametrize("case, dtype", [(0, np.float64), (1, np.float32)])
+def test_conv_transpose2d(dtype, case):
+    xs, ws, s, p, d, g = CONV_CASES[case]
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    x = rng.standard_normal((xs[0], ws[0], 3, 2)).astype(dtype)    # transposed: w is (C, O // g, kh, kw)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[1] * g).astype(dtype) if case == 1 else None
+    op = (1, 0) if s[0] > 1 else (0, 0)
+    ref = cpu("conv_transpose2d")(x, w, b, s, p, op, d, g)
+    check(C.conv_transpose2d(dev(x), dev(w), None if b is None else dev(b), s, p, op, d, g), ref,
+          rtol=rtol, atol=1e-5)
+
+
+def test_conv_bad_input():
+    x = dev(np.zeros((1, 2, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="conv2d: w .* needs 4 input channels"):
+        C.conv2d(x, dev(np.zeros((2, 4, 3, 3), np.float32)), None, (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="conv2d: b must have shape"):
+        C.conv2d(x, dev(np.zeros((2, 2, 3, 3), np.float32)), dev(np.zeros(3, np.float32)),
+                 (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(TypeError, match="conv2d: x has dtype int64"):
+        C.conv2d(dev(np.zeros((1, 2, 4, 4), np.int64)), x, None, (1, 1), (0, 0), (1, 1), 1)

@@ -20,11 +20,8 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="needs NUMBA_ENABLE_CUDASIM=1 o
 SAMPLES_PER_OP = int(os.environ.get("NBDL_DEVICE_SAMPLES", 2)) or None
 
 
-# Ops of the convolution issue run CPU kernels only so far (nbdl.kernel_table.AWAITING_CUDA).
-AWAITING_CUDA_OPS = {"conv2d", "conv_transpose2d", "conv1d", "max_pool2d", "avg_pool2d",
-                     "adaptive_avg_pool2d", "interpolate", "batch_norm", "group_norm",
-                     "instance_norm"}
-CUDA_OPS = [info for info in OPS if info.name not in AWAITING_CUDA_OPS]
+# Every op runs on "cuda" (nbdl.kernel_table.AWAITING_CUDA is empty).
+CUDA_OPS = OPS
 
 
 def _some(info):
@@ -146,10 +143,3 @@ def test_tiny_mlp_training_matches_cpu(name):
 
     for c, g in zip(run("cpu"), run("cuda")):
         np.testing.assert_allclose(g, c, rtol=1e-5, atol=1e-6)
-
-
-@needs_cuda
-def test_ops_awaiting_cuda_say_so():
-    x = nbdl.randn(1, 1, 4, 4).to("cuda")
-    with pytest.raises(NotImplementedError, match="no kernel registered for device 'cuda'"):
-        nbdl.nn.functional.max_pool2d(x, 2)

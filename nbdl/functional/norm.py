@@ -56,9 +56,10 @@ def _cshape(x):
 
 
 def _update(buf, new, momentum):
-    """buf = (1 - momentum) * buf + momentum * new, in place (outside the graph)."""
-    arr = buf.data
-    arr[...] = ((1.0 - momentum) * arr.astype(np.float64) + momentum * new).astype(arr.dtype)
+    """buf = (1 - momentum) * buf + momentum * new (Tensors on buf's device), in place,
+    outside the graph, computed in float64."""
+    with no_grad():
+        buf.copy_(((1.0 - momentum) * buf.double() + momentum * new.double()).to(dtype=buf.dtype))
 
 
 def _inputs(input, weight, bias):
@@ -129,8 +130,8 @@ def _batch_norm_train(input, running_mean, running_var, weight, bias, momentum, 
     b = None if bias is None else bias.data
     out, mean, var, invstd = kernel("batch_norm", dev)(input.data, w, b, eps)
     if running_mean is not None and momentum is not None:
-        _update(running_mean, mean, momentum)
-        _update(running_var, var * (n / (n - 1)), momentum)
+        _update(running_mean, Tensor(mean), momentum)
+        _update(running_var, Tensor(var) * (n / (n - 1)), momentum)
     dims = (0,) + tuple(range(2, input.ndim))
 
     def backward(g):
@@ -210,6 +211,6 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
     out, mean, var = _group_norm(op, input, input.shape[1], weight, bias, eps)
     if running_mean is not None and momentum is not None:
-        _update(running_mean, mean.mean(0), momentum)
-        _update(running_var, (var * (s / (s - 1))).mean(0), momentum)
+        _update(running_mean, Tensor(mean).mean(0), momentum)
+        _update(running_var, (Tensor(var) * (s / (s - 1))).mean(0), momentum)
     return out
