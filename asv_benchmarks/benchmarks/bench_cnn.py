@@ -1,6 +1,6 @@
 """One epoch of the small digits CNN (c16-pool-c32-pool-fc10) beside its PyTorch
 CPU peer (torch is imported in setup, never by nbdl)."""
-from .common import digits, warm_allocator
+from .common import TorchBatches, digits, train_epoch, warm_allocator
 
 
 def _layers(nn):
@@ -34,21 +34,9 @@ class CNNEpoch:
             torch.set_num_threads(2)
             self.model = _layers(torch.nn)
             self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=True)
-            tx, ty = torch.tensor(X), torch.tensor(y)
-
-            class Batches:   # as MLPEpoch: slices of a shuffled index, torch's fastest loop
-                def __iter__(self):
-                    perm = torch.randperm(len(ty))
-                    for i in range(0, len(ty), 64):
-                        yield tx[perm[i:i + 64]], ty[perm[i:i + 64]]
-
-            self.loader = Batches()
+            self.loader = TorchBatches(torch.tensor(X), torch.tensor(y))
             self.loss = torch.nn.functional.cross_entropy
         self.time_epoch(framework)
 
     def time_epoch(self, framework):
-        for xb, yb in self.loader:
-            loss = self.loss(self.model(xb), yb)
-            self.opt.zero_grad()
-            loss.backward()
-            self.opt.step()
+        train_epoch(self.loader, self.model, self.opt, self.loss)

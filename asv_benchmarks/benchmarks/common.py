@@ -24,3 +24,27 @@ def digits():
     std = X.std(axis=0)
     std[std == 0] = 1.0
     return ((X - X.mean(axis=0)) / std).astype(np.float32), y.astype(np.int64)
+
+
+class TorchBatches:
+    """Shuffled batches of (X, y) torch tensors by slicing a random permutation:
+    torch's fastest loop (its DataLoader collates sample by sample, ~5x slower here)."""
+
+    def __init__(self, X, y, batch_size=64):
+        self.X, self.y, self.batch_size = X, y, batch_size
+
+    def __iter__(self):
+        import torch
+        perm = torch.randperm(len(self.y))
+        for i in range(0, len(self.y), self.batch_size):
+            idx = perm[i:i + self.batch_size]
+            yield self.X[idx], self.y[idx]
+
+
+def train_epoch(loader, model, opt, loss_fn):
+    """One epoch: forward, loss, zero_grad, backward, step per batch (either framework)."""
+    for xb, yb in loader:
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
