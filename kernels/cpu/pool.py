@@ -149,21 +149,24 @@ def _window_call(fn, src, shape_out, hb, wb, divisor, dst_shape, zero):
     return out.reshape((n, c) + tuple(dst_shape))
 
 
+def avg_windows(in_size, out_size, kernel_size, stride, padding, count_include_pad):
+    """The row and column window tables of avg_pool2d between (H, W) and (OH, OW)."""
+    return tuple(_avg_bounds(in_size[d], out_size[d], kernel_size[d], stride[d], padding[d],
+                             count_include_pad) for d in (0, 1))
+
+
 def avg_pool2d(x, out_size, kernel_size, stride, padding, count_include_pad, divisor_override):
     """Mean over each window (padding counted when ``count_include_pad``;
     ``divisor_override`` > 0 replaces the divisor)."""
-    H, W = x.shape[2:]
-    hb = _avg_bounds(H, out_size[0], kernel_size[0], stride[0], padding[0], count_include_pad)
-    wb = _avg_bounds(W, out_size[1], kernel_size[1], stride[1], padding[1], count_include_pad)
+    hb, wb = avg_windows(x.shape[2:], out_size, kernel_size, stride, padding, count_include_pad)
     return _window_call(_window_mean, x, out_size, hb, wb, int(divisor_override or 0),
                         out_size, False)
 
 
 def avg_pool2d_backward(grad, in_size, kernel_size, stride, padding, count_include_pad,
                         divisor_override):
-    OH, OW = grad.shape[2:]
-    hb = _avg_bounds(in_size[0], OH, kernel_size[0], stride[0], padding[0], count_include_pad)
-    wb = _avg_bounds(in_size[1], OW, kernel_size[1], stride[1], padding[1], count_include_pad)
+    hb, wb = avg_windows(in_size, grad.shape[2:], kernel_size, stride, padding,
+                         count_include_pad)
     return _window_call(_window_mean_backward, grad, in_size, hb, wb,
                         int(divisor_override or 0), in_size, True)
 

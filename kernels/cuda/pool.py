@@ -31,7 +31,7 @@ from numba import cuda
 from . import _launch
 from ._launch import FLOATS, device_array, launch
 from .elementwise import contiguous, full
-from ..cpu.pool import _adaptive_bounds, _avg_bounds, linear_weights, nearest_indices
+from ..cpu.pool import _adaptive_bounds, avg_windows, linear_weights, nearest_indices
 
 
 # ---- kernels ------------------------------------------------------------------
@@ -288,9 +288,7 @@ def avg_pool2d(x, out_size, kernel_size, stride, padding, count_include_pad, div
     oh, ow = _size2(name, "out_size", out_size)
     k, s = _pos2(name, "kernel_size", kernel_size), _pos2(name, "stride", stride)
     p = _size2(name, "padding", padding)
-    H, W = x.shape[2:]
-    hb = _avg_bounds(H, oh, k[0], s[0], p[0], count_include_pad)
-    wb = _avg_bounds(W, ow, k[1], s[1], p[1], count_include_pad)
+    hb, wb = avg_windows(tuple(x.shape[2:]), (oh, ow), k, s, p, count_include_pad)
     return _window(name, (x, xf), (oh, ow), hb, wb, int(divisor_override or 0), False)
 
 
@@ -301,9 +299,7 @@ def avg_pool2d_backward(grad, in_size, kernel_size, stride, padding, count_inclu
     H, W = _size2(name, "in_size", in_size)
     k, s = _pos2(name, "kernel_size", kernel_size), _pos2(name, "stride", stride)
     p = _size2(name, "padding", padding)
-    OH, OW = g.shape[2:]
-    hb = _avg_bounds(H, OH, k[0], s[0], p[0], count_include_pad)
-    wb = _avg_bounds(W, OW, k[1], s[1], p[1], count_include_pad)
+    hb, wb = avg_windows((H, W), tuple(g.shape[2:]), k, s, p, count_include_pad)
     return _window(name, (g, gf), (H, W), hb, wb, int(divisor_override or 0), True)
 
 
