@@ -26,7 +26,7 @@ demo: $(VENV)/.examples
 # a process). On a GPU machine the first run also executes them for real.
 test: $(VENV)/.dev
 	$(PYTEST)
-	NUMBA_ENABLE_CUDASIM=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 $(PYTEST) tests/test_cuda_kernels.py tests/test_device.py
+	NUMBA_ENABLE_CUDASIM=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 $(PYTEST) tests/test_cuda_kernels*.py tests/test_device.py
 
 bench: $(VENV)/.dev
 	cd asv_benchmarks && ../$(BIN)/asv machine --yes && \
