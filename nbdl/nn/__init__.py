@@ -5,6 +5,7 @@ from nbdl.nn.layers import (GELU, Dropout, Flatten, Identity, LeakyReLU, Linear,
                             ModuleDict, ModuleList, ReLU, Sequential, Sigmoid, Softmax, Tanh)
 from nbdl.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss,
                           MSELoss, NLLLoss)
+from nbdl.nn.loss import MultiMarginLoss
 from nbdl.nn.module import Module
 from nbdl.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d
 from nbdl.nn.parameter import Parameter

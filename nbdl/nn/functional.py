@@ -19,6 +19,7 @@ __all__ = ["dropout", "gelu", "leaky_relu", "linear", "log_softmax", "one_hot", 
            "softplus", "conv1d", "conv2d", "conv_transpose2d", "batch_norm", "group_norm", "instance_norm"]
 
 __all__ += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "interpolate"]
+__all__ += ["multi_margin_loss", "hinge_loss", "squared_hinge_loss"]
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -198,3 +199,49 @@ def kl_div(input, target, reduction="mean", log_target=False):
     if reduction == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction, "kl_div")
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+    """The multi-class hinge loss (torch's): for scores x (N, C) or (C,) and classes
+    y, sum_{i != y} max(0, margin - x[y] + x[i])^p * weight[y] / C; p is 1 or 2
+    (squared hinge)."""
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"multi_margin_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    # no ignore_index here: None matches no class, so every target is checked
+    c_dim, _ = _class_targets("multi_margin_loss", input, target, None, weight)
+    if input.ndim > 2:
+        raise ValueError(f"multi_margin_loss: input must be (N, C) or (C,), got {input.shape}")
+    x, y = (input, target) if input.ndim == 2 else (input.unsqueeze(0), target.reshape(1))
+    n_cls = x.shape[1]
+    picked = x.gather(1, y.long().unsqueeze(1))                     # (N, 1): x[y]
+    h = relu(margin - picked + x)
+    if p == 2:
+        h = h * h
+    if weight is not None:
+        h = h * weight[y].unsqueeze(1)
+    others = 1 - one_hot(y.long(), n_cls).to(dtype=x.dtype)         # drop the i == y term
+    loss = (h * others).sum(1) / n_cls
+    return _reduce(loss if input.ndim == 2 else loss.reshape(()), reduction, "multi_margin_loss")
+
+
+def _binary_hinge(op, input, target, margin, reduction, squared):
+    _check_pair(op, input, target)
+    t = target.numpy()
+    if t.size and not np.isin(t, (-1, 1)).all():
+        raise ValueError(f"{op}: target must hold -1 or +1 labels")
+    h = relu(margin - target * input)
+    return _reduce(h * h if squared else h, reduction, op)
+
+
+def hinge_loss(input, target, margin=1.0, reduction="mean"):
+    """The (linear SVM's) hinge loss max(0, margin - t x) of scores x against
+    labels t in {-1, +1} of the same shape."""
+    return _binary_hinge("hinge_loss", input, target, margin, reduction, squared=False)
+
+
+def squared_hinge_loss(input, target, margin=1.0, reduction="mean"):
+    """max(0, margin - t x)^2 for labels t in {-1, +1}: the hinge loss made
+    differentiable at the margin (scikit-learn's LinearSVC default)."""
+    return _binary_hinge("squared_hinge_loss", input, target, margin, reduction, squared=True)
