@@ -10,3 +10,4 @@ from nbdl.nn.module import Module
 from nbdl.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d
 from nbdl.nn.parameter import Parameter
 from nbdl.nn.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Upsample
+from nbdl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell

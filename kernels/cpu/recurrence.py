@@ -1,0 +1,418 @@
+"""Recurrence CPU kernels: one layer and one direction of RNN (tanh / relu),
+LSTM and GRU, forward over all timesteps and backpropagation through time.
+
+Layouts (torch's, time-major; G = 1, 4 or 3 gates):
+
+- x (T, B, I), h0 / c0 (B, H), w_ih (G*H, I), w_hh (G*H, H), b_ih / b_hh (G*H,) or None;
+  gate order i, f, g, o (LSTM) and r, z, n (GRU, n = tanh(x_n + r * (W_hn h + b_hn))).
+- lengths (B,) int64, each in [1, T]: step t of row b runs only when t < lengths[b];
+  elsewhere the state passes through unchanged and the output is 0 (as torch's
+  pad_packed_sequence). ``reverse`` runs t = T-1 .. 0, so a row's reverse pass
+  starts at its last valid step.
+
+Each forward does the input projection of all timesteps as one GEMM, then the
+whole time loop in one @njit kernel (the recurrent product of a step is a BLAS
+GEMM, or a hand loop for small sizes where BLAS's call overhead dominates),
+saving what backward needs: the states before each step (``hprev``, ``cprev``)
+and the gate activations. Each backward runs the time loop in one @njit kernel
+producing the pre-activation gate gradients ``dg`` (T, B, G*H), then the weight,
+bias and input gradients are GEMMs / sums over all timesteps at once.
+Arguments are not validated here (the functional layer does that).
+"""
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+SMALL_GEMM = 1 << 15    # below m*k*n multiply-adds, a hand loop beats a BLAS call
+
+
+@njit(cache=True, inline="always")
+def _gemm(a, b, out):
+    """out (M, N) = a (M, K) @ b (K, N), all C-contiguous."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * k * n >= SMALL_GEMM:
+        np.dot(a, b, out)
+        return
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0
+        for p in range(k):
+            v = a[i, p]
+            for j in range(n):
+                out[i, j] += v * b[p, j]
+
+
+def _tanh(v):
+    """tanh of a scalar: float64 by libm; float32 by a rational approximation
+    (Eigen's, a few ulp) that LLVM vectorises, libm's tanhf does not vectorise."""
+    return np.tanh(v)
+
+
+@overload(_tanh)
+def _tanh_impl(v):
+    if v != types.float32:
+        return lambda v: np.tanh(v)
+
+    def tanh32(v):
+        x = v
+        if x > np.float32(7.90531110763549805):      # NaN passes both tests unchanged
+            x = np.float32(7.90531110763549805)
+        elif x < np.float32(-7.90531110763549805):
+            x = np.float32(-7.90531110763549805)
+        x2 = x * x
+        p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+        p = x2 * p + np.float32(-8.60467152213735e-11)
+        p = x2 * p + np.float32(5.12229709037114e-08)
+        p = x2 * p + np.float32(1.48572235717979e-05)
+        p = x2 * p + np.float32(6.37261928875436e-04)
+        p = x2 * p + np.float32(4.89352455891786e-03)
+        q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+        q = x2 * q + np.float32(2.26843463243900e-03)
+        q = x2 * q + np.float32(4.89352518554385e-03)
+        return x * p / q
+    return tanh32
+
+
+def _sigmoid(v):
+    """1 / (1 + exp(-v)) of a scalar; float32 through _tanh so its loops vectorise."""
+    return 1 / (1 + np.exp(-v))
+
+
+@overload(_sigmoid)
+def _sigmoid_impl(v):
+    if v != types.float32:
+        return lambda v: 1 / (1 + np.exp(-v))
+    half = np.float32(0.5)
+    return lambda v: half + half * _tanh(half * v)
+
+
+# ---- time loops ------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def _rnn_forward_loop(xw, h0, w_hh_t, lengths, reverse, relu, out, hprev, hn):
+    """xw (T, B, H) input projection + biases; w_hh_t (H, H) = w_hh^T. Fills out,
+    hprev (T, B, H) and hn (B, H)."""
+    n_t, n_b, n_h = out.shape
+    zero = out.dtype.type(0)
+    h = h0.copy()
+    pre = np.empty((n_b, n_h), out.dtype)
+    for s in range(n_t):
+        t = n_t - 1 - s if reverse else s
+        _gemm(h, w_hh_t, pre)
+        for b in range(n_b):
+            valid = t < lengths[b]
+            for j in range(n_h):
+                hprev[t, b, j] = h[b, j]
+                if valid:
+                    v = pre[b, j] + xw[t, b, j]
+                    v = max(v, zero) if relu else _tanh(v)
+                    h[b, j] = v
+                    out[t, b, j] = v
+                else:
+                    out[t, b, j] = zero
+    hn[:] = h
+
+
+@njit(cache=True, error_model="numpy")
+def _rnn_backward_loop(g_out, g_hn, out, w_hh, lengths, reverse, relu, dg):
+    """Fills dg (T, B, H), the gradient of the pre-activations; returns the
+    gradient of h0 (B, H)."""
+    n_t, n_b, n_h = out.shape
+    zero, one = out.dtype.type(0), out.dtype.type(1)
+    dh = g_hn.copy()
+    carry = np.empty((n_b, n_h), out.dtype)
+    for s in range(n_t):
+        t = s if reverse else n_t - 1 - s
+        for b in range(n_b):
+            valid = t < lengths[b]
+            for j in range(n_h):
+                if valid:
+                    g = dh[b, j] + g_out[t, b, j]
+                    y = out[t, b, j]
+                    dg[t, b, j] = (g if y > zero else zero) if relu else g * (one - y * y)
+                else:
+                    dg[t, b, j] = zero
+        _gemm(dg[t], w_hh, carry)
+        for b in range(n_b):
+            if t < lengths[b]:
+                for j in range(n_h):
+                    dh[b, j] = carry[b, j]
+    return dh
+
+
+@njit(cache=True, error_model="numpy")
+def _lstm_forward_loop(xw, h0, c0, w_hh_t, lengths, reverse, out, hn, cn, gates, hprev, cprev, tanh_c):
+    """xw (T, B, 4H) input projection + biases; w_hh_t (H, 4H). Fills out, hn, cn,
+    gates (T, B, 4H: i, f, g, o after their activations), hprev, cprev, tanh_c (T, B, H)."""
+    n_t, n_b, n_h = out.shape
+    zero = out.dtype.type(0)
+    h = h0.copy()
+    c = c0.copy()
+    pre = np.empty((n_b, 4 * n_h), out.dtype)
+    for s in range(n_t):
+        t = n_t - 1 - s if reverse else s
+        _gemm(h, w_hh_t, pre)
+        for b in range(n_b):
+            valid = t < lengths[b]
+            for j in range(n_h):
+                hprev[t, b, j] = h[b, j]
+                cprev[t, b, j] = c[b, j]
+                if valid:
+                    gi = _sigmoid(pre[b, j] + xw[t, b, j])
+                    gf = _sigmoid(pre[b, n_h + j] + xw[t, b, n_h + j])
+                    gg = _tanh(pre[b, 2 * n_h + j] + xw[t, b, 2 * n_h + j])
+                    go = _sigmoid(pre[b, 3 * n_h + j] + xw[t, b, 3 * n_h + j])
+                    cv = gf * c[b, j] + gi * gg
+                    tc = _tanh(cv)
+                    hv = go * tc
+                    gates[t, b, j] = gi
+                    gates[t, b, n_h + j] = gf
+                    gates[t, b, 2 * n_h + j] = gg
+                    gates[t, b, 3 * n_h + j] = go
+                    tanh_c[t, b, j] = tc
+                    c[b, j] = cv
+                    h[b, j] = hv
+                    out[t, b, j] = hv
+                else:
+                    for q in range(4):
+                        gates[t, b, q * n_h + j] = zero
+                    tanh_c[t, b, j] = zero
+                    out[t, b, j] = zero
+    hn[:] = h
+    cn[:] = c
+
+
+@njit(cache=True, error_model="numpy")
+def _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, lengths, reverse, dg):
+    """Fills dg (T, B, 4H); returns the gradients of h0 and c0 (B, H)."""
+    n_t, n_b, n_h = tanh_c.shape
+    zero, one = tanh_c.dtype.type(0), tanh_c.dtype.type(1)
+    dh = g_hn.copy()
+    dc = g_cn.copy()
+    carry = np.empty((n_b, n_h), tanh_c.dtype)
+    for s in range(n_t):
+        t = s if reverse else n_t - 1 - s
+        for b in range(n_b):
+            valid = t < lengths[b]
+            for j in range(n_h):
+                if valid:
+                    gi = gates[t, b, j]
+                    gf = gates[t, b, n_h + j]
+                    gg = gates[t, b, 2 * n_h + j]
+                    go = gates[t, b, 3 * n_h + j]
+                    tc = tanh_c[t, b, j]
+                    dht = dh[b, j] + g_out[t, b, j]
+                    dct = dc[b, j] + dht * go * (one - tc * tc)
+                    dg[t, b, j] = dct * gg * gi * (one - gi)
+                    dg[t, b, n_h + j] = dct * cprev[t, b, j] * gf * (one - gf)
+                    dg[t, b, 2 * n_h + j] = dct * gi * (one - gg * gg)
+                    dg[t, b, 3 * n_h + j] = dht * tc * go * (one - go)
+                    dc[b, j] = dct * gf
+                else:
+                    for q in range(4):
+                        dg[t, b, q * n_h + j] = zero
+        _gemm(dg[t], w_hh, carry)
+        for b in range(n_b):
+            if t < lengths[b]:
+                for j in range(n_h):
+                    dh[b, j] = carry[b, j]
+    return dh, dc
+
+
+@njit(cache=True, error_model="numpy")
+def _gru_forward_loop(xw, h0, w_hh_t, b_hh, lengths, reverse, out, hn, gates, hw_n, hprev):
+    """xw (T, B, 3H) input projection + b_ih; w_hh_t (H, 3H), b_hh (3H,). Fills out,
+    hn, gates (T, B, 3H: r, z, n after their activations), hw_n (T, B, H) = W_hn h + b_hn
+    and hprev (T, B, H)."""
+    n_t, n_b, n_h = out.shape
+    zero, one = out.dtype.type(0), out.dtype.type(1)
+    h = h0.copy()
+    hw = np.empty((n_b, 3 * n_h), out.dtype)
+    for s in range(n_t):
+        t = n_t - 1 - s if reverse else s
+        _gemm(h, w_hh_t, hw)
+        for b in range(n_b):
+            valid = t < lengths[b]
+            for j in range(n_h):
+                hp = h[b, j]
+                hprev[t, b, j] = hp
+                if valid:
+                    r = _sigmoid(xw[t, b, j] + hw[b, j] + b_hh[j])
+                    z = _sigmoid(xw[t, b, n_h + j] + hw[b, n_h + j] + b_hh[n_h + j])
+                    hn_lin = hw[b, 2 * n_h + j] + b_hh[2 * n_h + j]
+                    n = _tanh(xw[t, b, 2 * n_h + j] + r * hn_lin)
+                    hv = (one - z) * n + z * hp
+                    gates[t, b, j] = r
+                    gates[t, b, n_h + j] = z
+                    gates[t, b, 2 * n_h + j] = n
+                    hw_n[t, b, j] = hn_lin
+                    h[b, j] = hv
+                    out[t, b, j] = hv
+                else:
+                    for q in range(3):
+                        gates[t, b, q * n_h + j] = zero
+                    hw_n[t, b, j] = zero
+                    out[t, b, j] = zero
+    hn[:] = h
+
+
+@njit(cache=True, error_model="numpy")
+def _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, dgx, dgh):
+    """Fills dgx (T, B, 3H), the gradient of the input-side pre-activations, and
+    dgh (T, B, 3H), that of the hidden-side ones (W_hh h + b_hh); returns the
+    gradient of h0 (B, H)."""
+    n_t, n_b, n_h = hprev.shape
+    zero, one = hprev.dtype.type(0), hprev.dtype.type(1)
+    dh = g_hn.copy()
+    direct = np.zeros((n_b, n_h), hprev.dtype)
+    carry = np.empty((n_b, n_h), hprev.dtype)
+    for s in range(n_t):
+        t = s if reverse else n_t - 1 - s
+        for b in range(n_b):
+            valid = t < lengths[b]
+            for j in range(n_h):
+                if valid:
+                    r = gates[t, b, j]
+                    z = gates[t, b, n_h + j]
+                    n = gates[t, b, 2 * n_h + j]
+                    dht = dh[b, j] + g_out[t, b, j]
+                    dn = dht * (one - z) * (one - n * n)
+                    dr = dn * hw_n[t, b, j] * r * (one - r)
+                    dz = dht * (hprev[t, b, j] - n) * z * (one - z)
+                    dgx[t, b, j] = dr
+                    dgx[t, b, n_h + j] = dz
+                    dgx[t, b, 2 * n_h + j] = dn
+                    dgh[t, b, j] = dr
+                    dgh[t, b, n_h + j] = dz
+                    dgh[t, b, 2 * n_h + j] = dn * r
+                    direct[b, j] = dht * z
+                else:
+                    for q in range(3):
+                        dgx[t, b, q * n_h + j] = zero
+                        dgh[t, b, q * n_h + j] = zero
+        _gemm(dgh[t], w_hh, carry)
+        for b in range(n_b):
+            if t < lengths[b]:
+                for j in range(n_h):
+                    dh[b, j] = carry[b, j] + direct[b, j]
+    return dh
+
+
+# ---- host side: the GEMMs over all timesteps -------------------------------------------
+def _project(x, w_ih, *biases):
+    """(T, B, G*H) = x @ w_ih^T + the biases that are not None."""
+    n_t, n_b, n_in = x.shape
+    xw = np.dot(x.reshape(n_t * n_b, n_in), w_ih.T)
+    for b in biases:
+        if b is not None:
+            xw += b
+    return xw.reshape(n_t, n_b, -1)
+
+
+def _input_grads(dg, x, w_ih):
+    """(gx, gw_ih, gb) from the gradients dg (T, B, G*H) of the input-side pre-activations."""
+    n_t, n_b, n_in = x.shape
+    d2 = dg.reshape(n_t * n_b, -1)
+    gx = np.dot(d2, w_ih).reshape(n_t, n_b, n_in)
+    gw_ih = np.dot(d2.T, x.reshape(n_t * n_b, n_in))
+    return gx, gw_ih, d2.sum(0)
+
+
+def _hidden_grad(dg, hprev):
+    """gw_hh (G*H, H) from the gradients dg (T, B, G*H) of the hidden-side pre-activations."""
+    n_t, n_b, n_h = hprev.shape
+    return np.dot(dg.reshape(n_t * n_b, -1).T, hprev.reshape(n_t * n_b, n_h))
+
+
+def _contiguous(dtype, *arrays):
+    return tuple(None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays)
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, relu):
+    """Elman RNN layer, h' = act(W_ih x + b_ih + W_hh h + b_hh), act = relu or tanh.
+    Returns (out (T, B, H), h_n (B, H), hprev (T, B, H))."""
+    x = np.ascontiguousarray(x)
+    h0, w_ih, w_hh, b_ih, b_hh = _contiguous(x.dtype, h0, w_ih, w_hh, b_ih, b_hh)
+    n_t, n_b, _ = x.shape
+    n_h = w_hh.shape[1]
+    xw = _project(x, w_ih, b_ih, b_hh)
+    out = np.empty((n_t, n_b, n_h), x.dtype)
+    hprev = np.empty_like(out)
+    hn = np.empty((n_b, n_h), x.dtype)
+    _rnn_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
+    return out, hn, hprev
+
+
+def rnn_backward(x, w_ih, w_hh, out, hprev, lengths, reverse, relu, g_out, g_hn):
+    """Gradients of rnn_forward given those of out and h_n:
+    (gx, gh0, gw_ih, gw_hh, gb) where gb is the gradient of b_ih and of b_hh."""
+    x = np.ascontiguousarray(x)
+    w_ih, w_hh, g_out, g_hn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn)
+    dg = np.empty_like(out)
+    gh0 = _rnn_backward_loop(g_out, g_hn, out, w_hh, lengths, reverse, relu, dg)
+    gx, gw_ih, gb = _input_grads(dg, x, w_ih)
+    gw_hh = _hidden_grad(dg, hprev)
+    return gx, gh0, gw_ih, gw_hh, gb
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
+    """LSTM layer (gates i, f, g, o). Returns (out (T, B, H), h_n, c_n (B, H), saved)
+    with saved = (gates (T, B, 4H), hprev, cprev, tanh_c (T, B, H)) for lstm_backward."""
+    x = np.ascontiguousarray(x)
+    h0, c0, w_ih, w_hh, b_ih, b_hh = _contiguous(x.dtype, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    n_t, n_b, _ = x.shape
+    n_h = w_hh.shape[1]
+    xw = _project(x, w_ih, b_ih, b_hh)
+    out = np.empty((n_t, n_b, n_h), x.dtype)
+    hprev, cprev, tanh_c = np.empty_like(out), np.empty_like(out), np.empty_like(out)
+    gates = np.empty((n_t, n_b, 4 * n_h), x.dtype)
+    hn = np.empty((n_b, n_h), x.dtype)
+    cn = np.empty_like(hn)
+    _lstm_forward_loop(xw, h0, c0, np.ascontiguousarray(w_hh.T), lengths, reverse, out, hn, cn,
+                       gates, hprev, cprev, tanh_c)
+    return out, hn, cn, (gates, hprev, cprev, tanh_c)
+
+
+def lstm_backward(x, w_ih, w_hh, saved, lengths, reverse, g_out, g_hn, g_cn):
+    """Gradients of lstm_forward given those of out, h_n and c_n:
+    (gx, gh0, gc0, gw_ih, gw_hh, gb) where gb is the gradient of b_ih and of b_hh."""
+    gates, hprev, cprev, tanh_c = saved
+    x = np.ascontiguousarray(x)
+    w_ih, w_hh, g_out, g_hn, g_cn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn, g_cn)
+    dg = np.empty_like(gates)
+    gh0, gc0 = _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, lengths, reverse, dg)
+    gx, gw_ih, gb = _input_grads(dg, x, w_ih)
+    gw_hh = _hidden_grad(dg, hprev)
+    return gx, gh0, gc0, gw_ih, gw_hh, gb
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
+    """GRU layer (gates r, z, n; torch's formula). Returns (out (T, B, H), h_n (B, H),
+    saved) with saved = (gates (T, B, 3H), hw_n, hprev (T, B, H)) for gru_backward."""
+    x = np.ascontiguousarray(x)
+    h0, w_ih, w_hh, b_ih, b_hh = _contiguous(x.dtype, h0, w_ih, w_hh, b_ih, b_hh)
+    n_t, n_b, _ = x.shape
+    n_h = w_hh.shape[1]
+    xw = _project(x, w_ih, b_ih)
+    out = np.empty((n_t, n_b, n_h), x.dtype)
+    hw_n, hprev = np.empty_like(out), np.empty_like(out)
+    gates = np.empty((n_t, n_b, 3 * n_h), x.dtype)
+    hn = np.empty((n_b, n_h), x.dtype)
+    bhh = np.zeros(3 * n_h, x.dtype) if b_hh is None else b_hh
+    _gru_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), bhh, lengths, reverse, out, hn, gates,
+                      hw_n, hprev)
+    return out, hn, (gates, hw_n, hprev)
+
+
+def gru_backward(x, w_ih, w_hh, saved, lengths, reverse, g_out, g_hn):
+    """Gradients of gru_forward given those of out and h_n:
+    (gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh)."""
+    gates, hw_n, hprev = saved
+    x = np.ascontiguousarray(x)
+    w_ih, w_hh, g_out, g_hn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn)
+    dgx = np.empty_like(gates)
+    dgh = np.empty_like(gates)
+    gh0 = _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, dgx, dgh)
+    gx, gw_ih, gb_ih = _input_grads(dgx, x, w_ih)
+    gw_hh = _hidden_grad(dgh, hprev)
+    return gx, gh0, gw_ih, gw_hh, gb_ih, dgh.reshape(-1, dgh.shape[2]).sum(0)
