@@ -58,6 +58,10 @@ BUILTIN = {
     # normalisation
     "batch_norm": f"{CPU}.norm:batch_norm", "batch_norm_backward": f"{CPU}.norm:batch_norm_backward",
     "group_norm": f"{CPU}.norm:group_norm", "group_norm_backward": f"{CPU}.norm:group_norm_backward",
+    # recurrence: one layer and direction of RNN / LSTM / GRU, forward and BPTT
+    "rnn_forward": f"{CPU}.recurrence:rnn_forward", "rnn_backward": f"{CPU}.recurrence:rnn_backward",
+    "lstm_forward": f"{CPU}.recurrence:lstm_forward", "lstm_backward": f"{CPU}.recurrence:lstm_backward",
+    "gru_forward": f"{CPU}.recurrence:gru_forward", "gru_backward": f"{CPU}.recurrence:gru_backward",
 }
 
 for _op, _path in BUILTIN.items():
