@@ -62,6 +62,10 @@ BUILTIN = {
     "rnn_forward": f"{CPU}.recurrence:rnn_forward", "rnn_backward": f"{CPU}.recurrence:rnn_backward",
     "lstm_forward": f"{CPU}.recurrence:lstm_forward", "lstm_backward": f"{CPU}.recurrence:lstm_backward",
     "gru_forward": f"{CPU}.recurrence:gru_forward", "gru_backward": f"{CPU}.recurrence:gru_backward",
+    # attention, layer norm, embedding (the transformer kernels)
+    "attention": f"{CPU}.attention:attention", "attention_backward": f"{CPU}.attention:attention_backward",
+    "layer_norm": f"{CPU}.attention:layer_norm", "layer_norm_backward": f"{CPU}.attention:layer_norm_backward",
+    "embedding": f"{CPU}.attention:embedding", "embedding_backward": f"{CPU}.attention:embedding_backward",
 }
 
 for _op, _path in BUILTIN.items():

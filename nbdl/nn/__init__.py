@@ -10,4 +10,6 @@ from nbdl.nn.module import Module
 from nbdl.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d
 from nbdl.nn.parameter import Parameter
 from nbdl.nn.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Upsample
+from nbdl.nn.transformer import (Embedding, LayerNorm, MultiheadAttention, PositionalEncoding,
+                                  TransformerEncoder, TransformerEncoderLayer)
 from nbdl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell

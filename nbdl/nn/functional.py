@@ -21,6 +21,9 @@ __all__ = ["dropout", "gelu", "leaky_relu", "linear", "log_softmax", "one_hot", 
 __all__ += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "interpolate"]
 __all__ += ["multi_margin_loss", "hinge_loss", "squared_hinge_loss"]
 
+from nbdl.functional.attention import embedding, layer_norm, scaled_dot_product_attention  # noqa: E402
+__all__ += ["scaled_dot_product_attention", "layer_norm", "embedding"]
+
 _REDUCTIONS = ("none", "mean", "sum")
 
 
