@@ -10,6 +10,8 @@ from nbdl.kernels.cuda import (_launch, conv, elementwise, indexing, linalg, nor
                                reduce)
 
 MODULES = (_launch, elementwise, reduce, linalg, indexing, random, optim, pool, norm, conv)
+from nbdl.kernels.cuda import recurrence  # noqa: E402
+MODULES += (recurrence,)
 
 U = t.UniTuple(t.int64, 3)   # shapes and strides (a kernel compiles per rank; 3 stands for all)
 I = t.int64
@@ -101,6 +103,15 @@ def kernel_list():
         ("conv._im2col_kernel", C._im2col_kernel, lambda f: t.void(A(f), A(f), *[I] * 13)),
         ("conv._col2im_kernel", C._col2im_kernel, lambda f: t.void(A(f), A(f), *[I] * 13, A(f), B)),
         ("conv._to_nchw_kernel", C._to_nchw_kernel, lambda f: t.void(A(f), A(f), I, I, A(f), B)),
+    ]
+    S = recurrence
+    out += [
+        ("recurrence._rnn_step_kernel", S._rnn_step_kernel, lambda f: t.void(*[A(f)] * 7, A(I), I, I, B)),
+        ("recurrence._lstm_step_kernel", S._lstm_step_kernel, lambda f: t.void(*[A(f)] * 11, A(I), I, I)),
+        ("recurrence._gru_step_kernel", S._gru_step_kernel, lambda f: t.void(*[A(f)] * 9, A(I), I, I)),
+        ("recurrence._rnn_back_kernel", S._rnn_back_kernel, lambda f: t.void(*[A(f)] * 5, A(I), I, B, I, I)),
+        ("recurrence._lstm_back_kernel", S._lstm_back_kernel, lambda f: t.void(*[A(f)] * 8, A(I), I, I, I)),
+        ("recurrence._gru_back_kernel", S._gru_back_kernel, lambda f: t.void(*[A(f)] * 9, A(I), I, I, I)),
     ]
     return out
 
