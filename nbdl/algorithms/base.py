@@ -97,11 +97,19 @@ def check_X(estimator, X, n_features=None):
     """X as a C-contiguous float64 (n_samples, n_features) array; checks the
     rank, finiteness and (at predict time) the width seen by ``fit``."""
     name = type(estimator).__name__
+    if hasattr(X, "tocsr"):   # a scipy.sparse matrix or array
+        raise TypeError(f"{name}: sparse input is not supported; pass a dense array (X.toarray())")
+    X = np.asarray(X)
+    if X.dtype.kind == "c":
+        raise ValueError(f"{name}: Complex data not supported; features must be real")
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"{name}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] == 0:
         raise ValueError(f"{name}: X has no samples (shape {X.shape})")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name}: X has 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+                         "required.")
     if not np.isfinite(X).all():
         raise ValueError(f"{name}: X contains NaN or infinity")
     if n_features is not None and X.shape[1] != n_features:
@@ -113,6 +121,8 @@ def check_X(estimator, X, n_features=None):
 def check_X_y(estimator, X, y):
     """(X, y) validated together: y 1-D with one entry per row of X."""
     X = check_X(estimator, X)
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__}: requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
@@ -123,7 +133,11 @@ def check_X_y(estimator, X, y):
 
 
 def encode_classes(estimator, y):
-    """(classes_, y as indices into classes_); at least two classes."""
+    """(classes_, y as indices into classes_); at least two classes; float
+    labels must be whole numbers (a continuous target is not classes)."""
+    if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
+        raise ValueError(f"{type(estimator).__name__}: Unknown label type: continuous "
+                         "(class labels must be integers, strings or whole-number floats)")
     classes, encoded = np.unique(y, return_inverse=True)
     if classes.size < 2:
         raise ValueError(f"{type(estimator).__name__}: needs samples of at least 2 classes, "

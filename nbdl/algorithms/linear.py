@@ -22,7 +22,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     The model is nbdl tensors in float64 and the objective nbdl ops:
     solver="newton": ``nbdl.optim.Newton`` (dense Cholesky for binary
         problems with <= 64 parameters, Newton-CG otherwise), up to
-        ``max_iter`` iterations, until the gradient norm <= ``tol``;
+        ``max_iter`` iterations, until the gradient's Euclidean norm <= ``tol``
+        (scikit-learn's default 1e-4; Newton's last steps make it far smaller);
     solver="adam" / "sgd": ``nbdl.optim.Adam`` / ``SGD`` at learning rate
         ``lr`` for ``max_iter`` epochs over mini-batches of ``batch_size``
         (None: the full set) shuffled by ``random_state``; ``tol`` is unused.
@@ -31,7 +32,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, penalty="l2", C=1.0, fit_intercept=True, solver="newton", max_iter=100,
-                 tol=1e-8, lr=0.01, batch_size=None, random_state=None):
+                 tol=1e-4, lr=0.01, batch_size=None, random_state=None):
         self.penalty = penalty
         self.C = C
         self.fit_intercept = fit_intercept

@@ -37,6 +37,14 @@ def _zeros_for(grads, inputs):
     return tuple(zeros_like(x.detach()) if g is None else g for g, x in zip(grads, inputs))
 
 
+def _differentiable(inputs, create_graph):
+    """The inputs to differentiate at: detached copies that require grad, except
+    that with ``create_graph`` an input already requiring grad stays itself (so
+    the result is differentiable with respect to it)."""
+    return tuple(x if create_graph and x.requires_grad else x.detach().requires_grad_()
+                 for x in inputs)
+
+
 def grad_and_hvp(output, inputs, create_graph=False):
     """(gradients, hvp) of a scalar ``output`` w.r.t. the tensors ``inputs``.
 
@@ -80,7 +88,7 @@ def hvp(func, inputs, v, create_graph=False):
     vs, v_tuple = _as_tuple(v, "hvp", "v")
     if v_tuple != is_tuple or len(vs) != len(inputs):
         raise ValueError(f"hvp: v must match inputs (a Tensor or a tuple of {len(inputs)} Tensors)")
-    xs = tuple(x.detach().requires_grad_() for x in inputs)
+    xs = _differentiable(inputs, create_graph)
     with enable_grad():
         out = _scalar_output(func(*xs), "hvp")
         _, product = grad_and_hvp(out, xs, create_graph=create_graph)
@@ -97,7 +105,7 @@ def hessian(func, inputs, create_graph=False):
     Built from one Hessian-vector product per input element."""
     from nbdl.functional import stack
     inputs, is_tuple = _as_tuple(inputs, "hessian", "inputs")
-    xs = tuple(x.detach().requires_grad_() for x in inputs)
+    xs = _differentiable(inputs, create_graph)
     with enable_grad():
         out = _scalar_output(func(*xs), "hessian")
         _, product = grad_and_hvp(out, xs, create_graph=create_graph)

@@ -213,7 +213,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
     if reduction not in _REDUCTIONS:
         raise ValueError(f"multi_margin_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     # no ignore_index here: None matches no class, so every target is checked
-    c_dim, _ = _class_targets("multi_margin_loss", input, target, None, weight)
+    _class_targets("multi_margin_loss", input, target, None, weight)
     if input.ndim > 2:
         raise ValueError(f"multi_margin_loss: input must be (N, C) or (C,), got {input.shape}")
     x, y = (input, target) if input.ndim == 2 else (input.unsqueeze(0), target.reshape(1))

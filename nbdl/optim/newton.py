@@ -8,6 +8,7 @@ from nbdl.optim.optimizer import Optimizer
 from nbdl.tensor import Tensor
 
 _SOLVERS = ("auto", "dense", "cg")
+_EPS = np.finfo(np.float64).eps
 
 
 class Newton(Optimizer):
@@ -30,7 +31,8 @@ class Newton(Optimizer):
     quadratic model predicts the decrease badly, and shrinks when the model
     is good, so a convex problem ends in pure Newton steps. With
     ``line_search_fn="armijo"`` the step t d (t from ``lr``, halved) must
-    decrease the loss by at least 1e-4 t g.d; ``None`` takes t = ``lr``.
+    decrease the loss by at least 1e-4 t g.d (up to round-off in the loss's
+    last digits); ``None`` takes t = ``lr``.
 
     ``step(closure)`` runs up to ``max_iter`` iterations and stops early
     when the gradient's Euclidean norm is <= ``tolerance_grad`` (or no step
@@ -113,11 +115,7 @@ class Newton(Optimizer):
             if state["converged"] or not (np.isfinite(f0) and np.isfinite(gnorm)):
                 break
 
-            def hvp(v):
-                state["n_hvp"] += 1
-                return self._flat(product(self._split(v)))
-
-            d = self._direction(g, gnorm, hvp, state, group)
+            d = self._direction(g, gnorm, self._flat_hvp(product, state), state, group)
             t, f_new = self._line_search(closure, x, d, f0, float(g @ d), group)
             state["n_iter"] += 1
             if t == 0.0:   # no step decreases the loss: at the optimum to round-off
@@ -133,6 +131,13 @@ class Newton(Optimizer):
                 elif rho > 0.75 and t == group["lr"]:
                     state["damping"] = lam / 3.0
         return first_loss
+
+    def _flat_hvp(self, product, state):
+        """v -> H v on flat float64 vectors, counted in state["n_hvp"]."""
+        def hvp(v):
+            state["n_hvp"] += 1
+            return self._flat(product(self._split(v)))
+        return hvp
 
     def _check_loss(self, loss):
         if not isinstance(loss, Tensor) or loss.numel() != 1:
@@ -207,7 +212,8 @@ class Newton(Optimizer):
             self._assign(x + t * d)
             with no_grad():
                 f = float(closure().item())
-            if np.isfinite(f) and f <= f0 + 1e-4 * t * slope:
+            # Armijo, with round-off slack: near the optimum f changes below its last digits
+            if np.isfinite(f) and f <= f0 + 1e-4 * t * slope + 8 * _EPS * abs(f0):
                 return t, f
             t *= 0.5
         self._assign(x)
