@@ -224,7 +224,8 @@ class RandomForestClassifier(ClassifierMixin, _Forest):
         return self._mean_value(X)
 
     def predict(self, X):
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class RandomForestRegressor(RegressorMixin, _Forest):
