@@ -2,29 +2,32 @@
 layer norm and embedding, forward and backward.
 
 Attention works on q (N, Lq, E), k (N, Lk, E), v (N, Lk, Ev), N the flattened
-batch (and head) dims. For each n and block of BLOCK_Q query rows it walks
-the key blocks of BLOCK_K keys: S = q_blk k_blk^T by BLAS (``np.dot``), then
-one fused row pass (``_softmax_tile``) scales, masks and exponentiates S in
-place with a running row max and sum, and o_blk += P v_blk. The row
-log-sum-exp is saved; backward recomputes P tile by tile from it:
+batch and head dims. It walks tiles of ``nh`` heads x BLOCK_Q query rows x
+BLOCK_K keys (``nh`` grows while the tile stays under TILE elements, so short
+sequences batch many heads into one call): S = (q * scale) k^T by numpy's
+batched BLAS, then one fused parallel row pass (``_softmax_tile``) masks and
+exponentiates S in place with a running row max and sum, and
+o = o * alpha + P v. The row log-sum-exp is saved; backward recomputes P
+tile by tile from it:
 
     dv += P^T do,  dP = do v^T,  dS = P * (dP - rowsum(do * o)),
-    dq += scale * dS k,  dk += scale * dS^T q
+    dq += scale * dS k,  dk += dS^T (q * scale)
 
-so neither direction holds more than a (BLOCK_Q, BLOCK_K) tile of scores
-(memory linear in L). ``causal`` (query i sees keys j <= i, torch's top-left
-alignment) skips the key blocks after the diagonal. ``mask`` is additive,
-float, (M, Lq, Lk) (a broadcast view is fine); batch n reads mask
-``mask[mask_index[n]]``. Dropout keeps P[i, j] of batch n with probability
-``keep_prob`` by the counter-based draw (seed, offset + (n Lq + i) Lk + j),
-so backward regenerates the same mask without storing it. A row whose keys
-are all masked out gives zeros (output and gradients) and lse = -inf.
+so neither direction holds more than a tile of scores (memory linear in L).
+``causal`` (query i sees keys j <= i, torch's top-left alignment) skips the
+key blocks after the diagonal. ``mask`` is additive, float, (M, 1|Lq, 1|Lk);
+batch n reads ``mask[mask_index[n]]``. Dropout keeps P[i, j] of batch n with
+probability ``keep_prob`` by the counter-based draw
+(seed, offset + (n Lq + i) Lk + j), so backward regenerates the same mask
+without storing it. A row whose keys are all masked out gives zeros (output
+and gradients) and lse = -inf.
 
-The drivers are serial @njit loops calling BLAS (np.dot, multithreaded
-itself) on tiles; measured on 2 cores, a Python loop calling numpy's BLAS
-on the same tiles was slower (call overhead per tile). float32 exponentials
-use a vectorisable polynomial (``_exp_inplace``, 2 ulp); numba's scalar
-exp call is 10 ns an element here.
+Why this shape (measured on 2 cores): GEMMs go to numpy's BLAS from a Python
+loop over tiles, not np.dot inside an @njit driver, because Numba's np.dot
+calls scipy's separate OpenBLAS, whose idle spinning threads then slowed
+every later numpy GEMM of a training step about 100x. float32 exponentials
+use a vectorisable polynomial (``_exp_inplace``): Numba's scalar exp call
+costs 10 ns an element here.
 """
 import math
 
@@ -35,6 +38,8 @@ from .random import uniform_at
 
 BLOCK_Q = 256
 BLOCK_K = 512
+TILE = BLOCK_Q * BLOCK_K            # most score elements per tile (all heads of it)
+_ROW_CHUNKS = 16                    # prange chunks of a tile's rows (each with its own buffers)
 _FM = {"contract"}                  # fused multiply-add only: NaN and inf keep their meaning
 _FM_SUM = {"contract", "reassoc"}   # and reassociated sums (vectorised reductions)
 
@@ -90,216 +95,152 @@ def _valid(causal, i, j0, bk):
     return min(max(i + 1 - j0, 0), bk) if causal else bk
 
 
-@njit(cache=True, fastmath=_FM_SUM)
-def _softmax_tile(s, i0, j0, mask, mrow, causal, m_run, l_run, alpha, bits, poly,
-                  drop, seed, base0, lk, keep_prob):
-    """Online softmax step on a tile of scaled scores s (bq, bk) of query rows
-    i0.. and keys j0..: add the mask, then per row the new max m,
-    alpha = exp(m_old - m), l = l * alpha + sum(exp(s - m)) and
-    s <- exp(s - m) (0 where masked; times the dropout mask / keep_prob)."""
-    bq, bk = s.shape
-    for r in range(bq):
-        row = s[r]
-        nv = _valid(causal, i0 + r, j0, bk)
-        if mrow >= 0:
-            for c in range(nv):
-                row[c] += mask[mrow, i0 + r, j0 + c]
-        m_old = m_run[r]
-        m = m_old
-        for c in range(nv):
-            if row[c] > m:
-                m = row[c]
-        if m == -np.inf:           # nothing seen yet in this row
-            alpha[r] = 1.0
-            row[:] = 0.0
-            continue
-        for c in range(nv):
-            row[c] -= m
-        _exp_inplace(row, nv, bits, poly)
-        row[nv:] = 0.0
-        acc = 0.0
-        for c in range(nv):
-            acc += row[c]
-        a = math.exp(m_old - m)
-        alpha[r] = a
-        l_run[r] = l_run[r] * a + acc
-        m_run[r] = m
-        if drop:
-            base = base0 + np.uint64(r * lk + j0)
-            inv = 1.0 / keep_prob
-            for c in range(nv):
-                row[c] = row[c] * inv if _keep(seed, base, c, keep_prob) else 0.0
-
-
 @njit(cache=True, inline="always")
-def _scaled_block(dst, src, scale):
-    """dst (rows, e) <- src * scale."""
-    for r in range(dst.shape[0]):
-        for c in range(dst.shape[1]):
-            dst[r, c] = src[r, c] * scale
+def _row_range(chunk, chunks, rows):
+    return chunk * rows // chunks, (chunk + 1) * rows // chunks
 
 
-@njit(cache=True)
-def _attention_forward(q, k, v, mask, mask_index, causal, scale, keep_prob, seed, offset,
-                       poly, out, lse):
-    nb, lq, e = q.shape
-    lk, ev = k.shape[1], v.shape[2]
-    dt = q.dtype
-    sbuf = np.empty(BLOCK_Q * BLOCK_K, dt)
-    obuf = np.empty(BLOCK_Q * ev, dt)
-    qbuf = np.empty(BLOCK_Q * e, dt)
-    bits = np.empty(BLOCK_K, np.int32)
-    m_run = np.empty(BLOCK_Q, dt)
-    l_run = np.empty(BLOCK_Q, dt)
-    alpha = np.empty(BLOCK_Q, dt)
-    drop = keep_prob < 1.0
-    for n in range(nb):
-        mrow = mask_index[n] if mask_index.size else -1
-        for i0 in range(0, lq, BLOCK_Q):
-            i1 = min(i0 + BLOCK_Q, lq)
-            bq = i1 - i0
-            qs = qbuf[:bq * e].reshape(bq, e)
-            _scaled_block(qs, q[n, i0:i1], scale)
-            ob = out[n, i0:i1]
-            ob[:] = 0.0
-            m_run[:] = -np.inf
-            l_run[:] = 0.0
-            base0 = offset + np.uint64((n * lq + i0) * lk)
-            kend = min(i1, lk) if causal else lk
-            for j0 in range(0, kend, BLOCK_K):
-                j1 = min(j0 + BLOCK_K, kend)
-                bk = j1 - j0
-                s = sbuf[:bq * bk].reshape(bq, bk)
-                np.dot(qs, k[n, j0:j1].T, s)
-                _softmax_tile(s, i0, j0, mask, mrow, causal, m_run, l_run, alpha, bits, poly,
-                              drop, seed, base0, lk, keep_prob)
-                pv = obuf[:bq * ev].reshape(bq, ev)
-                np.dot(s, v[n, j0:j1], pv)
-                for r in range(bq):
-                    a = alpha[r]
-                    for c in range(ev):
-                        ob[r, c] = ob[r, c] * a + pv[r, c]
-            for r in range(bq):
-                lr = l_run[r]
-                if lr > 0.0:
-                    inv = 1.0 / lr
-                    for c in range(ev):
-                        ob[r, c] *= inv
-                    lse[n, i0 + r] = m_run[r] + math.log(lr)
-                else:                 # every key masked out: zeros
-                    lse[n, i0 + r] = -np.inf
-
-
-@njit(cache=True, fastmath=_FM)
-def _probs_tile(s, i0, j0, mask, mrow, causal, lse_b, bits, poly):
-    """s (bq, bk) scaled scores <- P = exp(s + mask - lse), 0 where masked."""
-    bq, bk = s.shape
-    for r in range(bq):
-        row = s[r]
-        m = lse_b[r]
-        nv = _valid(causal, i0 + r, j0, bk)
-        if m == -np.inf:
-            nv = 0
-        if mrow >= 0:
+@njit(cache=True, parallel=True, fastmath=_FM_SUM)
+def _softmax_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, m_run, l_run, alpha,
+                  poly, keep_prob, seed, offset):
+    """Online softmax step on a tile of scaled scores s (nh, bq, bk) of heads
+    n0.., query rows i0.. and keys j0..: add the mask, then per row the new
+    max m, alpha = exp(m_old - m), l = l * alpha + sum(exp(s - m)) and
+    s <- exp(s - m) (0 where masked; times the dropout mask / keep_prob)."""
+    nh, bq, bk = s.shape
+    rows = nh * bq
+    chunks = min(rows, _ROW_CHUNKS)
+    for chunk in prange(chunks):
+        bits = np.empty(bk, np.int32)
+        lo, hi = _row_range(chunk, chunks, rows)
+        for rr in range(lo, hi):
+            h, r = rr // bq, rr % bq
+            n, i = n0 + h, i0 + r
+            row = s[h, r]
+            nv = _valid(causal, i, j0, bk)
+            if mask_index.size:
+                mrow = mask_index[n]
+                for c in range(nv):
+                    row[c] += mask[mrow, i, j0 + c]
+            m_old = m_run[h, r]
+            m = m_old
             for c in range(nv):
-                row[c] += mask[mrow, i0 + r, j0 + c]
-        for c in range(nv):
-            row[c] -= m
-        _exp_inplace(row, nv, bits, poly)
-        row[nv:] = 0.0
+                if row[c] > m:
+                    m = row[c]
+            if m == -np.inf:           # nothing seen yet in this row
+                alpha[h, r] = 1.0
+                row[:] = 0.0
+                continue
+            for c in range(nv):
+                row[c] -= m
+            _exp_inplace(row, nv, bits, poly)
+            row[nv:] = 0.0
+            acc = 0.0
+            for c in range(nv):
+                acc += row[c]
+            a = math.exp(m_old - m)
+            alpha[h, r] = a
+            l_run[h, r] = l_run[h, r] * a + acc
+            m_run[h, r] = m
+            if keep_prob < 1.0:
+                base = offset + np.uint64((n * lq + i) * lk + j0)
+                inv = 1.0 / keep_prob
+                for c in range(nv):
+                    row[c] = row[c] * inv if _keep(seed, base, c, keep_prob) else 0.0
 
 
-@njit(cache=True, fastmath=_FM)
-def _dscores_tile(p, dp, d_b, drop, seed, base0, lk, j0, keep_prob):
-    """dp (bq, bk) <- P * (dP - D), the dropout mask / keep_prob applied to dP."""
-    bq, bk = p.shape
+@njit(cache=True, parallel=True)
+def _rescale_add(o, alpha, pv):
+    """o (nh, bq, ev) <- o * alpha + pv."""
+    nh, bq, ev = o.shape
+    for rr in prange(nh * bq):
+        h, r = rr // bq, rr % bq
+        a = alpha[h, r]
+        for c in range(ev):
+            o[h, r, c] = o[h, r, c] * a + pv[h, r, c]
+
+
+@njit(cache=True, parallel=True)
+def _finish(o, m_run, l_run, lse):
+    """o /= l per row; lse = m + log(l) (-inf and zeros for a fully masked row)."""
+    nh, bq, ev = o.shape
+    for rr in prange(nh * bq):
+        h, r = rr // bq, rr % bq
+        lr = l_run[h, r]
+        if lr > 0.0:
+            inv = 1.0 / lr
+            for c in range(ev):
+                o[h, r, c] *= inv
+            lse[h, r] = m_run[h, r] + math.log(lr)
+        else:
+            lse[h, r] = -np.inf
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _probs_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, lse, poly, keep_prob, seed,
+                offset, pd):
+    """s (nh, bq, bk) scaled scores <- P = exp(s + mask - lse), 0 where masked;
+    with dropout, pd <- P * dropout mask / keep_prob."""
+    nh, bq, bk = s.shape
+    rows = nh * bq
+    chunks = min(rows, _ROW_CHUNKS)
+    for chunk in prange(chunks):
+        bits = np.empty(bk, np.int32)
+        lo, hi = _row_range(chunk, chunks, rows)
+        for rr in range(lo, hi):
+            h, r = rr // bq, rr % bq
+            n, i = n0 + h, i0 + r
+            row = s[h, r]
+            m = lse[h, r]
+            nv = 0 if m == -np.inf else _valid(causal, i, j0, bk)
+            if mask_index.size:
+                mrow = mask_index[n]
+                for c in range(nv):
+                    row[c] += mask[mrow, i, j0 + c]
+            for c in range(nv):
+                row[c] -= m
+            _exp_inplace(row, nv, bits, poly)
+            row[nv:] = 0.0
+            if keep_prob < 1.0:
+                base = offset + np.uint64((n * lq + i) * lk + j0)
+                inv = 1.0 / keep_prob
+                for c in range(bk):
+                    pd[h, r, c] = row[c] * inv if _keep(seed, base, c, keep_prob) else 0.0
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _dscores_tile(p, dp, d, n0, i0, j0, lq, lk, keep_prob, seed, offset):
+    """dp (nh, bq, bk) <- P * (dP - D), the dropout mask / keep_prob applied to dP."""
+    nh, bq, bk = p.shape
     inv = 1.0 / keep_prob
-    for r in range(bq):
-        d = d_b[r]
-        if drop:
-            base = base0 + np.uint64(r * lk + j0)
+    for rr in prange(nh * bq):
+        h, r = rr // bq, rr % bq
+        dr = d[h, r]
+        if keep_prob < 1.0:
+            base = offset + np.uint64(((n0 + h) * lq + i0 + r) * lk + j0)
             for c in range(bk):
-                g = dp[r, c] * inv if _keep(seed, base, c, keep_prob) else 0.0
-                dp[r, c] = p[r, c] * (g - d)
+                g = dp[h, r, c] * inv if _keep(seed, base, c, keep_prob) else 0.0
+                dp[h, r, c] = p[h, r, c] * (g - dr)
         else:
             for c in range(bk):
-                dp[r, c] = p[r, c] * (dp[r, c] - d)
+                dp[h, r, c] = p[h, r, c] * (dp[h, r, c] - dr)
 
 
-@njit(cache=True)
-def _dropped_tile(p, pd, seed, base0, lk, j0, keep_prob):
-    """pd <- p * dropout mask / keep_prob."""
-    bq, bk = p.shape
-    inv = 1.0 / keep_prob
-    for r in range(bq):
-        base = base0 + np.uint64(r * lk + j0)
-        for c in range(bk):
-            pd[r, c] = p[r, c] * inv if _keep(seed, base, c, keep_prob) else 0.0
-
-
-@njit(cache=True, inline="always")
-def _add_into(dst, src, a):
-    """dst += a * src (2-D)."""
-    for r in range(dst.shape[0]):
-        for c in range(dst.shape[1]):
-            dst[r, c] += a * src[r, c]
-
-
-@njit(cache=True)
-def _attention_backward(g, q, k, v, out, lse, mask, mask_index, causal, scale, keep_prob,
-                        seed, offset, poly, dq, dk, dv):
-    nb, lq, e = q.shape
-    lk, ev = k.shape[1], v.shape[2]
-    dt = q.dtype
-    drop = keep_prob < 1.0
-    pbuf = np.empty(BLOCK_Q * BLOCK_K, dt)
-    dbuf = np.empty(BLOCK_Q * BLOCK_K, dt)
-    xbuf = np.empty(BLOCK_Q * BLOCK_K if drop else 0, dt)
-    tbuf = np.empty(max(BLOCK_Q, BLOCK_K) * max(e, ev), dt)
-    qbuf = np.empty(BLOCK_Q * e, dt)
-    bits = np.empty(BLOCK_K, np.int32)
-    d = np.empty(lq, dt)
-    dq[:] = 0.0
-    dk[:] = 0.0
-    dv[:] = 0.0
-    for n in range(nb):
-        mrow = mask_index[n] if mask_index.size else -1
-        for i in range(lq):
-            acc = 0.0
-            for c in range(ev):
-                acc += g[n, i, c] * out[n, i, c]
-            d[i] = acc
-        for i0 in range(0, lq, BLOCK_Q):
-            i1 = min(i0 + BLOCK_Q, lq)
-            bq = i1 - i0
-            qs = qbuf[:bq * e].reshape(bq, e)
-            _scaled_block(qs, q[n, i0:i1], scale)
-            gb = g[n, i0:i1]
-            base0 = offset + np.uint64((n * lq + i0) * lk)
+def _tiles(nb, lq, lk, causal):
+    """(n0, n1, i0, i1, key blocks [(j0, j1)]) of the tiles, heads grouped so
+    that a tile has at most TILE score elements."""
+    bq, bk = min(lq, BLOCK_Q), min(lk, BLOCK_K)
+    nh = max(1, TILE // (bq * bk))
+    for n0 in range(0, nb, nh):
+        for i0 in range(0, lq, bq):
+            i1 = min(i0 + bq, lq)
             kend = min(i1, lk) if causal else lk
-            for j0 in range(0, kend, BLOCK_K):
-                j1 = min(j0 + BLOCK_K, kend)
-                bk = j1 - j0
-                kb, vb = k[n, j0:j1], v[n, j0:j1]
-                p = pbuf[:bq * bk].reshape(bq, bk)
-                np.dot(qs, kb.T, p)
-                _probs_tile(p, i0, j0, mask, mrow, causal, lse[n, i0:i1], bits, poly)
-                pd = p
-                if drop:
-                    pd = xbuf[:bq * bk].reshape(bq, bk)
-                    _dropped_tile(p, pd, seed, base0, lk, j0, keep_prob)
-                t = tbuf[:bk * ev].reshape(bk, ev)
-                np.dot(pd.T, gb, t)
-                _add_into(dv[n, j0:j1], t, 1.0)
-                ds = dbuf[:bq * bk].reshape(bq, bk)
-                np.dot(gb, vb.T, ds)
-                _dscores_tile(p, ds, d[i0:i1], drop, seed, base0, lk, j0, keep_prob)
-                t = tbuf[:bq * e].reshape(bq, e)
-                np.dot(ds, kb, t)
-                _add_into(dq[n, i0:i1], t, scale)
-                t = tbuf[:bk * e].reshape(bk, e)
-                np.dot(ds.T, qs, t)
-                _add_into(dk[n, j0:j1], t, 1.0)
+            yield n0, min(n0 + nh, nb), i0, i1, [(j0, min(j0 + bk, kend)) for j0 in range(0, kend, bk)]
+
+
+def _buffer(buf, shape):
+    """A C-contiguous (shape) view of the front of the flat ``buf``."""
+    return buf[:math.prod(shape)].reshape(shape)
 
 
 def _drop_args(keep_prob, seed, offset):
@@ -316,17 +257,33 @@ def _mask_args(mask, mask_index, dtype, lq, lk):
 
 def attention(q, k, v, mask, mask_index, causal, scale, keep_prob, seed, offset):
     """softmax(q k^T * scale + mask) v with dropout; q (N, Lq, E), k (N, Lk, E),
-    v (N, Lk, Ev); mask None or float (M, 1|Lq, 1|Lk), read at mask[mask_index[n]]. Returns (out (N, Lq, Ev), lse (N, Lq))."""
+    v (N, Lk, Ev); mask None or float (M, 1|Lq, 1|Lk), read at mask[mask_index[n]].
+    Returns (out (N, Lq, Ev), lse (N, Lq))."""
     q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
-    nb, lq, _ = q.shape
-    out = np.empty((nb, lq, v.shape[2]), q.dtype)
-    lse = np.empty((nb, lq), q.dtype)
-    if out.size:
-        _attention_forward(q, k, v, *_mask_args(mask, mask_index, q.dtype, lq, k.shape[1]),
-                           bool(causal), float(scale), *_drop_args(keep_prob, seed, offset),
-                           q.dtype == np.float32, out, lse)
-    elif lse.size:
-        lse[:] = -np.inf
+    nb, lq, e = q.shape
+    lk, ev = k.shape[1], v.shape[2]
+    dt = q.dtype
+    out = np.zeros((nb, lq, ev), dt)
+    lse = np.full((nb, lq), -np.inf, dt)
+    if not out.size or not lk:
+        return out, lse
+    mask, mask_index = _mask_args(mask, mask_index, dt, lq, lk)
+    keep_prob, seed, offset = _drop_args(keep_prob, seed, offset)
+    poly = dt == np.float32
+    kt = k.transpose(0, 2, 1)
+    sbuf, pvbuf = np.empty(TILE, dt), np.empty(TILE // min(lk, BLOCK_K) * ev, dt)
+    for n0, n1, i0, i1, kblocks in _tiles(nb, lq, lk, causal):
+        qs = q[n0:n1, i0:i1] * dt.type(scale)
+        o = out[n0:n1, i0:i1]
+        m_run = np.full((n1 - n0, i1 - i0), -np.inf, dt)
+        l_run, alpha = np.zeros_like(m_run), np.empty_like(m_run)
+        for j0, j1 in kblocks:
+            s = np.matmul(qs, kt[n0:n1, :, j0:j1], out=_buffer(sbuf, (n1 - n0, i1 - i0, j1 - j0)))
+            _softmax_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, m_run, l_run, alpha,
+                          poly, keep_prob, seed, offset)
+            pv = np.matmul(s, v[n0:n1, j0:j1], out=_buffer(pvbuf, o.shape))
+            _rescale_add(o, alpha, pv)
+        _finish(o, m_run, l_run, lse[n0:n1, i0:i1])
     return out, lse
 
 
@@ -335,15 +292,42 @@ def attention_backward(grad, q, k, v, out, lse, mask, mask_index, causal, scale,
     """(dq, dk, dv) of ``attention`` given the gradient of its output and
     its saved (out, lse); the same mask and dropout arguments."""
     g, q, k, v, out = (np.ascontiguousarray(a, dtype=q.dtype) for a in (grad, q, k, v, out))
-    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    if g.size and k.shape[1]:
-        _attention_backward(g, q, k, v, out, np.ascontiguousarray(lse, dtype=q.dtype),
-                            *_mask_args(mask, mask_index, q.dtype, q.shape[1], k.shape[1]),
-                            bool(causal), float(scale),
-                            *_drop_args(keep_prob, seed, offset), q.dtype == np.float32,
-                            dq, dk, dv)
-    else:
-        dq[...], dk[...], dv[...] = 0, 0, 0
+    lse = np.ascontiguousarray(lse, dtype=q.dtype)
+    dt = q.dtype
+    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+    nb, lq, e = q.shape
+    lk, ev = k.shape[1], v.shape[2]
+    if not g.size or not lk:
+        return dq, dk, dv
+    mask, mask_index = _mask_args(mask, mask_index, dt, lq, lk)
+    keep_prob, seed, offset = _drop_args(keep_prob, seed, offset)
+    poly = dt == np.float32
+    drop = keep_prob < 1.0
+    d = np.einsum("nij,nij->ni", g, out)          # rowsum(do * o)
+    kt, vt = k.transpose(0, 2, 1), v.transpose(0, 2, 1)
+    pbuf, dbuf = np.empty(TILE, dt), np.empty(TILE, dt)
+    xbuf = np.empty(TILE if drop else 0, dt)
+    tbuf = np.empty(TILE // min(lq, BLOCK_Q, lk, BLOCK_K) * max(e, ev), dt)
+    for n0, n1, i0, i1, kblocks in _tiles(nb, lq, lk, causal):
+        qs = q[n0:n1, i0:i1] * dt.type(scale)
+        qst = qs.transpose(0, 2, 1)
+        gb, gbt = g[n0:n1, i0:i1], g[n0:n1, i0:i1].transpose(0, 2, 1)
+        for j0, j1 in kblocks:
+            shape = (n1 - n0, i1 - i0, j1 - j0)
+            p = np.matmul(qs, kt[n0:n1, :, j0:j1], out=_buffer(pbuf, shape))
+            pd = _buffer(xbuf, shape) if drop else p
+            _probs_tile(p, n0, i0, j0, lq, lk, mask, mask_index, causal, lse[n0:n1, i0:i1], poly,
+                        keep_prob, seed, offset, pd)
+            # dv += Pd^T do (as (do^T Pd)^T: a contiguous out)
+            dv[n0:n1, j0:j1] += np.matmul(gbt, pd, out=_buffer(tbuf, (n1 - n0, ev, j1 - j0))
+                                          ).transpose(0, 2, 1)
+            ds = np.matmul(gb, vt[n0:n1, :, j0:j1], out=_buffer(dbuf, shape))
+            _dscores_tile(p, ds, d[n0:n1, i0:i1], n0, i0, j0, lq, lk, keep_prob, seed, offset)
+            t = np.matmul(ds, k[n0:n1, j0:j1], out=_buffer(tbuf, (n1 - n0, i1 - i0, e)))
+            t *= dt.type(scale)
+            dq[n0:n1, i0:i1] += t
+            dk[n0:n1, j0:j1] += np.matmul(qst, ds, out=_buffer(tbuf, (n1 - n0, e, j1 - j0))
+                                          ).transpose(0, 2, 1)
     return dq, dk, dv
 
 
