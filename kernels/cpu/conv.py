@@ -1,4 +1,4 @@
-"""2-D convolution CPU kernels: im2col + one BLAS GEMM per group, and col2im.
+"""2-D convolution CPU kernels: im2col + BLAS GEMMs over blocks of images, and col2im.
 
 Layouts (NCHW, torch's weight layouts):
 
@@ -8,14 +8,20 @@ Layouts (NCHW, torch's weight layouts):
   -> (N, O, OH, OW), OH = (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1; it is the
   adjoint of conv2d w.r.t. its input (the gradient of conv2d's input).
 
-The column matrix ``cols`` has shape (C * kh * kw, N * OH * OW): row
-(c * kh + ki) * kw + kj, column n * OH * OW + i * OW + j holds the padded
-input at (n, c, i * sh - ph + ki * dh, j * sw - pw + kj * dw) (0 outside).
-Arguments are not validated here (the functional layer does that); the
-GEMMs run from Python (np.dot, never inside a prange body).
+The images are processed in blocks of ``nb`` whose column matrices fit in
+the cache (``_block``): ``cols`` has shape (nb, C * kh * kw, OH * OW); row
+(c * kh + ki) * kw + kj, column i * OW + j of image b holds the padded input
+at (n0 + b, c, i * sh - ph + ki * dh, j * sw - pw + kj * dw) (0 outside).
+Each image's GEMM then reads and writes NCHW directly (no transposes), and
+the columns never leave the cache. Arguments are not validated here (the
+functional layer does that); the GEMMs run from Python (np.matmul on the
+block, so BLAS threads, never inside a prange body).
 """
 import numpy as np
 from numba import njit, prange
+
+# bytes of column matrix per block of images: the cache a block's columns live in
+BLOCK_BYTES = 1 << 20
 
 
 @njit(cache=True, inline="always")
@@ -29,82 +35,94 @@ def _valid_range(kj, sw, pw, dw, ow, w):
 
 
 @njit(cache=True, parallel=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
-    """Fill ``cols`` (C*kh*kw, N*oh*ow) from ``x`` (N, C, H, W); parallel over
-    (n, c) planes, each writing its own block of rows x columns (no races)."""
-    n_img, n_ch, h, w = x.shape
-    length = oh * ow
+def im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
+    """Fill ``cols`` (nb, C*kh*kw, oh*ow) from images n0 .. n0 + nb of ``x``
+    (N, C, H, W); parallel over (image, channel) pairs, each writing its own rows."""
+    n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
+    nb = cols.shape[0]
+    src = x.reshape(-1)
+    dst = cols.reshape(-1)
     zero = x.dtype.type(0)
-    for nc in prange(n_img * n_ch):
-        n = nc // n_ch
-        c = nc % n_ch
-        base = n * length
+    for bc in prange(nb * n_ch):
+        c = bc % n_ch
+        plane = ((n0 + bc // n_ch) * n_ch + c) * h * w
         for ki in range(kh):
             for kj in range(kw):
-                row = (c * kh + ki) * kw + kj
+                base = ((bc // n_ch * n_ch + c) * kh * kw + ki * kw + kj) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
                 for i in range(oh):
                     y = i * sh - ph + ki * dh
-                    col = base + i * ow
+                    r = base + i * ow
                     if y < 0 or y >= h:
                         for j in range(ow):
-                            cols[row, col + j] = zero
-                    else:
-                        for j in range(lo):
-                            cols[row, col + j] = zero
+                            dst[r + j] = zero
+                        continue
+                    s = plane + y * w + off
+                    for j in range(lo):
+                        dst[r + j] = zero
+                    if sw == 1:
                         for j in range(lo, hi):
-                            cols[row, col + j] = x[n, c, y, j * sw + off]
-                        for j in range(hi, ow):
-                            cols[row, col + j] = zero
+                            dst[r + j] = src[s + j]
+                    else:
+                        for j in range(lo, hi):
+                            dst[r + j] = src[s + j * sw]
+                    for j in range(hi, ow):
+                        dst[r + j] = zero
 
 
 @njit(cache=True, parallel=True)
-def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, bias, has_bias, out):
-    """Scatter-add ``cols`` (C*kh*kw, N*oh*ow) into ``out`` (N, C, H, W) (the
-    adjoint of im2col), plus ``bias`` (C,) when ``has_bias``. Parallel over
-    (n, c) planes of ``out``: each plane is summed by one thread (no races)."""
-    n_img, n_ch, h, w = out.shape
-    length = oh * ow
-    for nc in prange(n_img * n_ch):
-        n = nc // n_ch
-        c = nc % n_ch
+def col2im(cols, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, bias, has_bias, out):
+    """Scatter-add ``cols`` (nb, C*kh*kw, oh*ow) into images n0 .. n0 + nb of
+    ``out`` (N, C, H, W) (the adjoint of im2col), plus ``bias`` (C,) when
+    ``has_bias``; parallel over (image, channel) planes, one thread per plane."""
+    n_ch, h, w = out.shape[1], out.shape[2], out.shape[3]
+    nb = cols.shape[0]
+    src = cols.reshape(-1)
+    dst = out.reshape(-1)
+    for bc in prange(nb * n_ch):
+        c = bc % n_ch
+        plane = ((n0 + bc // n_ch) * n_ch + c) * h * w
         init = bias[c] if has_bias else out.dtype.type(0)
-        for y in range(h):
-            for xx in range(w):
-                out[n, c, y, xx] = init
-        base = n * length
+        for k in range(h * w):
+            dst[plane + k] = init
         for ki in range(kh):
             for kj in range(kw):
-                row = (c * kh + ki) * kw + kj
+                base = ((bc // n_ch * n_ch + c) * kh * kw + ki * kw + kj) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
                 for i in range(oh):
                     y = i * sh - ph + ki * dh
                     if y < 0 or y >= h:
                         continue
-                    col = base + i * ow
-                    for j in range(lo, hi):
-                        out[n, c, y, j * sw + off] += cols[row, col + j]
+                    r = base + i * ow
+                    d = plane + y * w + off
+                    if sw == 1:
+                        for j in range(lo, hi):
+                            dst[d + j] += src[r + j]
+                    else:
+                        for j in range(lo, hi):
+                            dst[d + j * sw] += src[r + j]
 
 
 @njit(cache=True, parallel=True)
-def _to_nchw(y, n_img, bias, has_bias, out):
-    """``out`` (N, O, L) = ``y`` (O, N*L) reordered, plus ``bias`` (O,); parallel over (n, o)."""
-    n_out = y.shape[0]
-    length = out.shape[2]
-    for no in prange(n_img * n_out):
-        n = no // n_out
-        o = no % n_out
-        add = bias[o] if has_bias else y.dtype.type(0)
-        for k in range(length):
-            out[n, o, k] = y[o, n * length + k] + add
+def _add_bias(out, bias):
+    """out (N, O, L) += bias (O,); parallel over (n, o)."""
+    n_out = out.shape[1]
+    for no in prange(out.shape[0] * n_out):
+        out[no // n_out, no % n_out] += bias[no % n_out]
 
 
 def _bias(b, dtype):
     if b is None:
         return np.zeros(1, dtype), False
     return np.ascontiguousarray(b, dtype=dtype), True
+
+
+def _blocks(n_img, rows, length, itemsize):
+    """[(n0, n1)]: images in blocks whose (rows, length) column matrices fill BLOCK_BYTES."""
+    nb = max(1, min(n_img, BLOCK_BYTES // max(1, rows * length * itemsize)))
+    return [(n0, min(n_img, n0 + nb)) for n0 in range(0, n_img, nb)]
 
 
 def conv2d(x, w, b, stride, padding, dilation, groups):
@@ -118,16 +136,16 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    cols = np.empty((n_ch * kh * kw, n_img * oh * ow), x.dtype)
-    im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
-    y = np.empty((n_out, n_img * oh * ow), x.dtype)
     og, kk = n_out // groups, cg * kh * kw
-    for g in range(groups):        # one GEMM per group
-        np.dot(w[g * og:(g + 1) * og].reshape(og, kk), cols[g * kk:(g + 1) * kk],
-               out=y[g * og:(g + 1) * og])
+    wg = w.reshape(groups, og, kk)
     out = np.empty((n_img, n_out, oh * ow), x.dtype)
-    bias, has_bias = _bias(b, x.dtype)
-    _to_nchw(y, n_img, bias, has_bias, out)
+    for n0, n1 in _blocks(n_img, n_ch * kh * kw, oh * ow, x.itemsize):
+        cols = np.empty((n1 - n0, n_ch * kh * kw, oh * ow), x.dtype)
+        im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+        for g in range(groups):        # one GEMM per image and group
+            np.matmul(wg[g], cols[:, g * kk:(g + 1) * kk], out=out[n0:n1, g * og:(g + 1) * og])
+    if b is not None:
+        _add_bias(out, np.ascontiguousarray(b, dtype=x.dtype))
     return out.reshape(n_img, n_out, oh, ow)
 
 
@@ -143,16 +161,17 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
     oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
     ow = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
     n_out = og * groups
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(n_ch, n_img * h * wd)
-    cols = np.empty((n_out * kh * kw, n_img * h * wd), x.dtype)
     cg, kk = n_ch // groups, og * kh * kw
-    for g in range(groups):        # one GEMM per group
-        np.dot(w[g * cg:(g + 1) * cg].reshape(cg, kk).T, xt[g * cg:(g + 1) * cg],
-               out=cols[g * kk:(g + 1) * kk])
+    wt = [w[g * cg:(g + 1) * cg].reshape(cg, kk).T for g in range(groups)]
+    xs = x.reshape(n_img, n_ch, h * wd)
     out = np.empty((n_img, n_out, oh, ow), x.dtype)
     bias, has_bias = _bias(b, x.dtype)
-    # the input's positions are the "output" positions of the conv that this op transposes
-    col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, h, wd, bias, has_bias, out)
+    for n0, n1 in _blocks(n_img, n_out * kh * kw, h * wd, x.itemsize):
+        cols = np.empty((n1 - n0, n_out * kh * kw, h * wd), x.dtype)
+        for g in range(groups):        # one GEMM per image and group
+            np.matmul(wt[g], xs[n0:n1, g * cg:(g + 1) * cg], out=cols[:, g * kk:(g + 1) * kk])
+        # the input's positions are the "output" positions of the conv that this op transposes
+        col2im(cols, n0, kh, kw, sh, sw, ph, pw, dh, dw, h, wd, bias, has_bias, out)
     return out
 
 
@@ -165,14 +184,18 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
     x = np.ascontiguousarray(x)
     n_img, n_ch, h, wd = x.shape
     n_out, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
+    gys = np.ascontiguousarray(gy, dtype=x.dtype).reshape(n_img, n_out, oh * ow)
     kh, kw = ksize
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    cols = np.empty((n_ch * kh * kw, n_img * oh * ow), x.dtype)
-    im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
-    gyt = np.ascontiguousarray(np.asarray(gy, dtype=x.dtype).transpose(1, 0, 2, 3)).reshape(n_out, -1)
     cg, og = n_ch // groups, n_out // groups
     kk = cg * kh * kw
-    gw = np.empty((n_out, kk), x.dtype)
-    for g in range(groups):        # one GEMM per group
-        np.dot(gyt[g * og:(g + 1) * og], cols[g * kk:(g + 1) * kk].T, out=gw[g * og:(g + 1) * og])
+    gw = np.zeros((n_out, kk), x.dtype)
+    part = np.empty((og, kk), x.dtype)
+    for n0, n1 in _blocks(n_img, n_ch * kh * kw, oh * ow, x.itemsize):
+        cols = np.empty((n1 - n0, n_ch * kh * kw, oh * ow), x.dtype)
+        im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+        for n in range(n1 - n0):
+            for g in range(groups):    # one GEMM per image and group, summed
+                np.dot(gys[n0 + n, g * og:(g + 1) * og], cols[n, g * kk:(g + 1) * kk].T, out=part)
+                gw[g * og:(g + 1) * og] += part
     return gw.reshape(n_out, cg, kh, kw)
