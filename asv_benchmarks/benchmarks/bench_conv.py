@@ -46,3 +46,55 @@ class Conv2d:
 
     def time_forward_backward(self, shape, framework):
         self.grad(self.conv(self.x, self.w, **self.kw).sum(), [self.x, self.w])
+
+
+def _framework(framework, *arrays):
+    """(functional module, grad function, tensors requiring grad) of either framework."""
+    if framework == "nbdl":
+        import nbdl
+        import nbdl.nn.functional as F
+        return F, nbdl.grad, [nbdl.tensor(a, requires_grad=True) for a in arrays]
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(2)
+    return F, torch.autograd.grad, [torch.tensor(a, requires_grad=True) for a in arrays]
+
+
+class Pool:
+    """Pooling forward+backward on N=32 C=64 32x32 float32: max_pool2d(2),
+    avg_pool2d(3, stride 2, padding 1), adaptive_avg_pool2d(7)."""
+    params = [["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"], ["nbdl", "torch"]]
+    param_names = ["op", "framework"]
+    timeout = 120
+
+    def setup(self, op, framework):
+        warm_allocator()
+        x = np.random.default_rng(0).standard_normal((32, 64, 32, 32)).astype(np.float32)
+        F, self.grad, (self.x,) = _framework(framework, x)
+        args = {"max_pool2d": (2,), "avg_pool2d": (3, 2, 1), "adaptive_avg_pool2d": (7,)}[op]
+        self.pool = lambda t: getattr(F, op)(t, *args)
+        self.time_forward_backward(op, framework)
+
+    def time_forward_backward(self, op, framework):
+        self.grad(self.pool(self.x).sum(), [self.x])
+
+
+class BatchNorm2d:
+    """Training-mode batch_norm (batch statistics, running-stat update) forward+backward
+    on N=32 C=64 32x32 float32, gradients w.r.t. input, weight and bias."""
+    params = ["nbdl", "torch"]
+    param_names = ["framework"]
+    timeout = 120
+
+    def setup(self, framework):
+        warm_allocator()
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
+        w, b = np.ones(64, np.float32), np.zeros(64, np.float32)
+        F, self.grad, self.inputs = _framework(framework, x, w, b)
+        mean, var = (t.detach() for t in self.inputs[2:0:-1])    # running stats: 0 and 1
+        self.norm = lambda x, w, b: F.batch_norm(x, mean, var, w, b, training=True)
+        self.time_forward_backward(framework)
+
+    def time_forward_backward(self, framework):
+        self.grad(self.norm(*self.inputs).sum(), self.inputs)
