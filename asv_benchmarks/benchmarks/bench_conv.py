@@ -92,7 +92,7 @@ class BatchNorm2d:
         x = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
         w, b = np.ones(64, np.float32), np.zeros(64, np.float32)
         F, self.grad, self.inputs = _framework(framework, x, w, b)
-        mean, var = (t.detach() for t in self.inputs[2:0:-1])    # running stats: 0 and 1
+        mean, var = (t.detach().clone() for t in self.inputs[2:0:-1])    # running stats: 0, 1
         self.norm = lambda x, w, b: F.batch_norm(x, mean, var, w, b, training=True)
         self.time_forward_backward(framework)
 
