@@ -89,6 +89,8 @@ CUDA_FAMILIES = {
              "upsample_nearest2d_backward", "upsample_bilinear2d", "upsample_bilinear2d_backward"],
     "norm": ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"],
     "conv": ["conv2d", "conv_transpose2d", "conv2d_weight"],
+    "attention": ["attention", "attention_backward", "layer_norm", "layer_norm_backward", "embedding",
+                  "embedding_backward"],
     "recurrence": ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
                    "gru_backward"],
 }

@@ -12,6 +12,8 @@ from nbdl.kernels.cuda import (_launch, conv, elementwise, indexing, linalg, nor
 MODULES = (_launch, elementwise, reduce, linalg, indexing, random, optim, pool, norm, conv)
 from nbdl.kernels.cuda import recurrence  # noqa: E402
 MODULES += (recurrence,)
+from nbdl.kernels.cuda import attention  # noqa: E402
+MODULES += (attention,)
 
 U = t.UniTuple(t.int64, 3)   # shapes and strides (a kernel compiles per rank; 3 stands for all)
 I = t.int64
@@ -112,6 +114,25 @@ def kernel_list():
         ("recurrence._rnn_back_kernel", S._rnn_back_kernel, lambda f: t.void(*[A(f)] * 5, A(I), I, B, I, I)),
         ("recurrence._lstm_back_kernel", S._lstm_back_kernel, lambda f: t.void(*[A(f)] * 8, A(I), I, I, I)),
         ("recurrence._gru_back_kernel", S._gru_back_kernel, lambda f: t.void(*[A(f)] * 9, A(I), I, I, I)),
+    ]
+    AT = attention
+    mask_args = (A(I), B, I, I, B, F64, F64, U64, U64)   # mask_index .. offset (after the mask)
+    out += [
+        ("attention._attention_forward_kernel", AT._attention_forward_kernel, lambda f: t.void(
+            *[A(f)] * 3, *[I] * 5, A(f), *mask_args, A(f), A(f))),
+        ("attention._attention_dq_kernel", AT._attention_dq_kernel, lambda f: t.void(
+            *[A(f)] * 6, *[I] * 5, A(f), *mask_args, A(f), A(f))),
+        ("attention._attention_dkv_kernel", AT._attention_dkv_kernel, lambda f: t.void(
+            *[A(f)] * 6, *[I] * 5, A(f), *mask_args, A(f), A(f))),
+        ("attention._ln_forward_kernel", AT._ln_forward_kernel, lambda f: t.void(
+            A(f), I, I, A(F64), A(F64), F64, A(f), A(F64), A(F64))),
+        ("attention._ln_backward_kernel", AT._ln_backward_kernel, lambda f: t.void(
+            A(f), A(f), I, I, A(F64), A(F64), A(F64), A(f))),
+        ("attention._ln_params_kernel", AT._ln_params_kernel, lambda f: t.void(
+            A(f), A(f), I, I, *[A(F64)] * 4)),
+        ("attention._embedding_kernel", AT._embedding_kernel, lambda f: t.void(A(f), A(I), I, I, A(f))),
+        ("attention._embedding_backward_kernel", AT._embedding_backward_kernel, lambda f: t.void(
+            A(f), A(I), I, I, I, A(f))),
     ]
     return out
 

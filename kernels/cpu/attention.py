@@ -22,10 +22,11 @@ probability ``keep_prob`` by the counter-based draw
 without storing it. A row whose keys are all masked out gives zeros (output
 and gradients) and lse = -inf.
 
-Why this shape (measured on 2 cores): GEMMs go to numpy's BLAS from a Python
-loop over tiles, not np.dot inside an @njit driver, because Numba's np.dot
-calls scipy's separate OpenBLAS, whose idle spinning threads then slowed
-every later numpy GEMM of a training step about 100x. float32 exponentials
+Why this shape: GEMMs go to numpy's BLAS from a Python loop over tiles, not
+np.dot inside an @njit driver (measured equal speed on single tiles), because
+Numba's np.dot calls scipy's separate OpenBLAS: a second pool of spinning
+threads beside numpy's, which the rest of a training step uses; and grouping
+heads keeps the Python loop short for short sequences. float32 exponentials
 use a vectorisable polynomial (``_exp_inplace``): Numba's scalar exp call
 costs 10 ns an element here.
 """

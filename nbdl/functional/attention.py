@@ -14,6 +14,7 @@ import numpy as np
 from nbdl.autograd.function import Function, once_differentiable
 from nbdl.autograd.grad_mode import is_grad_enabled
 from nbdl.autograd.graph import attach
+from nbdl.creation import zeros
 from nbdl.dispatch import kernel
 from nbdl.functional._util import (IndexOutOfRangeError, broadcasts_to, cast_array, check_tensor,
                                    host_tensor, same_device)
@@ -78,8 +79,8 @@ def _prepare_mask(op, attn_mask, query, key):
         raise ValueError(f"{op}: attn_mask of shape {attn_mask.shape} does not broadcast to "
                          f"(*batch, Lq, Lk) = {full}")
     if attn_mask.dtype == np.bool_:   # True takes part (torch's SDPA meaning)
-        with np.errstate(divide="ignore"):   # log(1) = 0, log(0) = -inf
-            data = kernel("log", query.device)(cast_array(attn_mask.data, query.dtype))
+        zero = zeros(*attn_mask.shape, dtype=query.dtype, device=query.device)
+        data = zero.masked_fill(attn_mask.logical_not(), -np.inf).data
     elif attn_mask.dtype.kind == "f":
         if attn_mask.requires_grad and is_grad_enabled():
             raise ValueError(f"{op}: a float attn_mask gets no gradient here; pass attn_mask.detach()")
