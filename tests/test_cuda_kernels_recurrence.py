@@ -22,12 +22,12 @@ def _have_device():
 if not _have_device():
     pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU", allow_module_level=True)
 
-from numba import cuda  # noqa: E402
+from nbdl.kernels.cpu import recurrence as C
+from nbdl.kernels.cuda import recurrence as G
+from numba import cuda
 
-import nbdl  # noqa: E402
-import nbdl.nn as nn  # noqa: E402
-from nbdl.kernels.cpu import recurrence as C  # noqa: E402
-from nbdl.kernels.cuda import recurrence as G  # noqa: E402
+import nbdl
+from nbdl import nn
 
 T, B, I, H = 3, 2, 2, 3
 LENGTHS = np.array([3, 2], np.int64)
@@ -54,7 +54,7 @@ def _close(ours, ref, tol, what):
 
 def _operands(kind, dtype, bias, rng):
     g = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
-    r = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
+    r = lambda *s: rng.standard_normal(s).astype(dtype)
     b = (r(g * H), r(g * H)) if bias else (None, None)
     states = (r(B, H), r(B, H)) if kind == "lstm" else (r(B, H),)
     return r(T, B, I), states, r(g * H, I) * 0.5, r(g * H, H) * 0.5, b, r(T, B, H), r(B, H), r(B, H)

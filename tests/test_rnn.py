@@ -8,7 +8,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import nbdl
-import nbdl.nn as nn
+from nbdl import nn
 from nbdl.functional import recurrence as R
 
 KINDS = {  # name -> (nbdl class, torch class, constructor kwargs)
@@ -70,7 +70,7 @@ def _run_both(mod, tmod, kind, x, hx, lengths=None, batch_first=False):
 
 
 def _assert_same(ours, theirs, mod, tmod, tol=1e-10):
-    close = lambda a, b, msg: np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=msg)  # noqa: E731
+    close = lambda a, b, msg: np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=msg)
     close(ours[0], theirs[0], "output")
     for i, (a, b) in enumerate(zip(ours[1], theirs[1])):
         close(a, b, f"final state {i}")
@@ -138,7 +138,7 @@ def test_default_init_shapes_and_state_dict_names():
 # ---- the fused ops ---------------------------------------------------------------------
 def _op_args(kind, rng, t_len=4, n_b=2, n_in=2, n_h=3):
     g = {"lstm": 4, "gru": 3}.get(kind, 1)
-    t = lambda *s: nbdl.tensor(rng.standard_normal(s), requires_grad=True)  # noqa: E731
+    t = lambda *s: nbdl.tensor(rng.standard_normal(s), requires_grad=True)
     states = (t(n_b, n_h), t(n_b, n_h)) if kind == "lstm" else (t(n_b, n_h),)
     return t(t_len, n_b, n_in), states, (t(g * n_h, n_in), t(g * n_h, n_h), t(g * n_h), t(g * n_h))
 
@@ -156,8 +156,8 @@ def test_gradcheck_float64(kind):
     rng = np.random.default_rng(4)
     x, states, params = _op_args(kind, rng)
     for reverse in (False, True):
-        fn = lambda x, *rest: _call(kind, x, rest[:len(states)], rest[len(states):],  # noqa: E731
-                                    lengths=[4, 2], reverse=reverse)
+        fn = lambda x, *rest, reverse=reverse: _call(kind, x, rest[:len(states)], rest[len(states):],
+                                                     lengths=[4, 2], reverse=reverse)
         assert nbdl.gradcheck(fn, (x, *states, *params))
 
 

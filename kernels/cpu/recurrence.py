@@ -26,21 +26,21 @@ from numba.extending import overload
 SMALL_GEMM = 1 << 15    # below m*k*n multiply-adds, a hand loop beats a BLAS call
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _gemm(a, b, out):
     """out (M, N) = a (M, K) @ b (K, N), all C-contiguous."""
     m, k = a.shape
     n = b.shape[1]
     if m * k * n >= SMALL_GEMM:
         np.dot(a, b, out)
-        return
-    for i in range(m):
-        for j in range(n):
-            out[i, j] = 0
-        for p in range(k):
-            v = a[i, p]
+    else:
+        for i in range(m):
             for j in range(n):
-                out[i, j] += v * b[p, j]
+                out[i, j] = 0
+            for p in range(k):
+                v = a[i, p]
+                for j in range(n):
+                    out[i, j] += v * b[p, j]
 
 
 def _tanh(v):

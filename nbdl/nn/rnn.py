@@ -67,7 +67,7 @@ class RNNBase(Module):
 
     def _layer_params(self, layer, direction):
         s = f"_l{layer}" + ("_reverse" if direction else "")
-        get = lambda n: getattr(self, n + s) if self.bias or n.startswith("weight") else None  # noqa: E731
+        get = lambda n: getattr(self, n + s) if self.bias or n.startswith("weight") else None
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
     def _input(self, input, hx, lengths):
