@@ -25,13 +25,13 @@ class Recurrent:
         x = np.random.default_rng(0).standard_normal((n_b, n_t, n_in)).astype(np.float32)
         if framework == "nbdl":
             import nbdl
-            import nbdl.nn as nn
+            from nbdl import nn
             nbdl.manual_seed(0)
             self.x = nbdl.tensor(x, requires_grad=True)
             self.grad, self.no_grad = nbdl.grad, nbdl.no_grad
         else:
             import torch
-            import torch.nn as nn
+            from torch import nn
             torch.set_num_threads(2)
             torch.manual_seed(0)
             self.x = torch.tensor(x, requires_grad=True)
@@ -98,8 +98,8 @@ def main():
         for shape, (n_t, n_b, n_in, n_h) in SHAPES.items():
             times = {"nbdl": [], "torch": []}
             for _ in range(2):
-                for fw in times:
-                    times[fw].append(_child(cell, shape, fw))
+                for fw, got in times.items():
+                    got.append(_child(cell, shape, fw))
             ours, theirs = min(times["nbdl"]), min(times["torch"])
             gflops = 3 * 2 * gates * n_h * (n_in + n_h) * n_b * n_t / ours / 1e9
             print(f"| {cell} {n_t}/{n_b}/{n_in}/{n_h} | {ours * 1e3:.3f} | {theirs * 1e3:.3f} | "
