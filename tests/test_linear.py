@@ -45,8 +45,9 @@ def test_cross_validated_accuracy_within_two_points_of_scikit_learn(name):
     assert ours.mean() >= theirs.mean() - 0.02
 
 
-@pytest.mark.parametrize("solver, lr, batch_size", [("adam", 0.1, None), ("sgd", 0.1, 16)])
-def test_first_order_solvers_approach_the_optimum(solver, lr, batch_size):
+@pytest.mark.parametrize("solver, lr, batch_size, epochs", [("adam", 0.1, None, 100),
+                                                            ("sgd", 0.5, 30, 40)])
+def test_first_order_solvers_approach_the_optimum(solver, lr, batch_size, epochs):
     from scipy.special import logsumexp
     X, y = load("iris")
     X = StandardScaler().fit_transform(X)
@@ -56,13 +57,13 @@ def test_first_order_solvers_approach_the_optimum(solver, lr, batch_size):
         return (logsumexp(z, 1) - z[np.arange(len(y)), y]).mean() + (m.coef_ ** 2).sum() / (2 * len(y))
 
     exact = LogisticRegression(tol=1e-10).fit(X, y)
-    approx = LogisticRegression(solver=solver, lr=lr, batch_size=batch_size, max_iter=100,
+    approx = LogisticRegression(solver=solver, lr=lr, batch_size=batch_size, max_iter=epochs,
                                 random_state=0).fit(X, y)
-    assert approx.n_iter_[0] == 100
+    assert approx.n_iter_[0] == epochs
     start = np.log(3)                        # the objective at zero
     assert objective(approx) - objective(exact) < 0.02 * (start - objective(exact))
     assert approx.score(X, y) >= exact.score(X, y) - 0.03
-    again = LogisticRegression(solver=solver, lr=lr, batch_size=batch_size, max_iter=100,
+    again = LogisticRegression(solver=solver, lr=lr, batch_size=batch_size, max_iter=epochs,
                                random_state=0).fit(X, y)
     np.testing.assert_array_equal(again.coef_, approx.coef_)   # seeded
 

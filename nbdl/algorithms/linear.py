@@ -20,8 +20,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     sum to 0 (the loss does not change when all of them shift).
 
     The model is nbdl tensors in float64 and the objective nbdl ops:
-    solver="newton": ``nbdl.optim.Newton`` (dense Cholesky for binary
-        problems with <= 64 parameters, Newton-CG otherwise), up to
+    solver="newton": ``nbdl.optim.Newton`` (Newton-CG; dense Cholesky for
+        binary problems of <= 16 parameters), up to
         ``max_iter`` iterations, until the gradient's Euclidean norm <= ``tol``
         (scikit-learn's default 1e-4; Newton's last steps make it far smaller);
     solver="adam" / "sgd": ``nbdl.optim.Adam`` / ``SGD`` at learning rate

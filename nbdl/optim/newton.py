@@ -23,7 +23,9 @@ class Newton(Optimizer):
     - ``solver="cg"``: ``scipy.sparse.linalg.cg`` on a ``LinearOperator`` of
       products, relative tolerance ``cg_rtol`` (default min(0.5, sqrt|g|), scipy's
       forcing term: superlinear convergence for few products);
-    - ``solver="auto"``: dense up to ``dense_max_params`` parameters, else CG.
+    - ``solver="auto"``: dense up to ``dense_max_params`` parameters, else CG
+      (CG usually needs far fewer products per iteration than parameters:
+      on breast_cancer's 31, about 6).
 
     Levenberg-Marquardt damping: lambda starts at ``damping``; it grows when H
     + lambda I is not positive definite (a failed Cholesky, a direction of
@@ -47,7 +49,7 @@ class Newton(Optimizer):
 
     def __init__(self, params, lr=1.0, max_iter=20, tolerance_grad=1e-7, solver="auto",
                  damping=0.0, line_search_fn="armijo", cg_rtol=None, cg_max_iter=None,
-                 dense_max_params=64):
+                 dense_max_params=16):
         defaults = dict(lr=lr, max_iter=max_iter, tolerance_grad=tolerance_grad, solver=solver,
                         damping=damping, line_search_fn=line_search_fn, cg_rtol=cg_rtol,
                         cg_max_iter=cg_max_iter, dense_max_params=dense_max_params)
