@@ -698,6 +698,20 @@ def _conv1d_samples(rng):
             Sample(T(U(rng, (1, 2, 3))), T(U(rng, (2, 1, 2))), padding=1, groups=2)]
 
 
+def _layer_norm_samples(rng):
+    return [Sample(T(U(rng, (2, 3, 4))), (4,), T(U(rng, (4,))), T(U(rng, (4,)))),
+            Sample(T(U(rng, (2, 3, 4))), (3, 4), weight=T(U(rng, (3, 4))), eps=1e-3),
+            Sample(T(U(rng, (3, 5))), [5])]
+
+
+def _embedding_samples(rng):
+    """The padding row gets no gradient (as torch): no finite-difference checks there."""
+    idx = T(np.array([[0, 4, 4], [2, 1, 4]]))
+    no_fd = ("gradcheck", "gradgradcheck")
+    return [Sample(idx, T(U(rng, (5, 3)))), Sample(idx, T(U(rng, (5, 2))), padding_idx=4).skip(*no_fd),
+            Sample(T(np.array(3)), T(U(rng, (4, 2))), padding_idx=-1).skip(*no_fd)]
+
+
 def _nodiff(name, fn, samples, ref=None):
     return OpInfo(name=name, op=fn, ref=ref or fn, samples=samples, supports_grad=False,
                   supports_gradgrad=False)
@@ -805,6 +819,9 @@ OPS = [
     OpInfo("batch_norm", F.batch_norm, TF.batch_norm, _batch_norm_samples, rtol=1e-4),
     OpInfo("group_norm", F.group_norm, TF.group_norm, _group_norm_samples, rtol=1e-4),
     OpInfo("instance_norm", F.instance_norm, TF.instance_norm, _instance_norm_samples, rtol=1e-4),
+    OpInfo("layer_norm", F.layer_norm, TF.layer_norm, _layer_norm_samples, rtol=1e-4),
+    # embedding
+    OpInfo("embedding", F.embedding, TF.embedding, _embedding_samples),
 ]
 
 OPS_BY_NAME = {info.name: info for info in OPS}
