@@ -21,8 +21,10 @@ class Newton(Optimizer):
     - ``solver="dense"``: H built from one product per parameter, then
       ``scipy.linalg.cho_factor`` / ``cho_solve``;
     - ``solver="cg"``: ``scipy.sparse.linalg.cg`` on a ``LinearOperator`` of
-      products, relative tolerance ``cg_rtol`` (default min(0.5, sqrt|g|), scipy's
-      forcing term: superlinear convergence for few products);
+      products, relative tolerance ``cg_rtol`` (default
+      min(0.5, sqrt(|g| / |g_0|)), g_0 the first gradient this optimizer
+      saw: scipy's forcing term made scale-free; superlinear convergence
+      for few products);
     - ``solver="auto"``: dense up to ``dense_max_params`` parameters, else CG
       (CG usually needs far fewer products per iteration than parameters:
       on breast_cancer's 31, about 6).
@@ -43,6 +45,7 @@ class Newton(Optimizer):
     it twice itself; line-search trials call it under ``no_grad``).
     After a step, ``state[params[0]]`` holds ``n_iter`` (iterations so far),
     ``loss`` and ``grad_norm`` (at the start of the last iteration),
+    ``grad_norm0`` (at the start of the first),
     ``damping``, ``n_hvp`` (products so far) and ``converged``.
     The parameters form one group, as torch's LBFGS requires.
     """
@@ -113,6 +116,7 @@ class Newton(Optimizer):
             grads, product = grad_and_hvp(loss, self._params)
             g = self._flat(grads)
             f0, gnorm = float(loss.item()), float(np.linalg.norm(g))
+            state.setdefault("grad_norm0", gnorm)
             state.update(loss=f0, grad_norm=gnorm, converged=gnorm <= group["tolerance_grad"])
             if state["converged"] or not (np.isfinite(f0) and np.isfinite(gnorm)):
                 break
@@ -173,7 +177,7 @@ class Newton(Optimizer):
                 except np.linalg.LinAlgError:
                     d = None
             else:
-                d = self._cg(g, gnorm, hvp, lam, group)
+                d = self._cg(g, gnorm, state["grad_norm0"], hvp, lam, group)
             if d is not None and np.isfinite(d).all() and g @ d < 0:
                 return d
             if scale is None:
@@ -184,7 +188,7 @@ class Newton(Optimizer):
         return -g
 
     @staticmethod
-    def _cg(g, gnorm, hvp, lam, group):
+    def _cg(g, gnorm, first_gnorm, hvp, lam, group):
         """CG on (H + lam I) d = -g; None when it meets a direction of
         non-positive curvature (H + lam I is not positive definite)."""
         from scipy.sparse.linalg import LinearOperator, cg
@@ -197,7 +201,9 @@ class Newton(Optimizer):
                 curvature_ok[0] = False
             return av
 
-        rtol = group["cg_rtol"] if group["cg_rtol"] is not None else min(0.5, np.sqrt(gnorm))
+        rtol = group["cg_rtol"]
+        if rtol is None:   # the forcing term, relative to the first gradient: scale-free
+            rtol = min(0.5, np.sqrt(gnorm / first_gnorm))
         op = LinearOperator((g.size, g.size), matvec=matvec, dtype=np.float64)
         d, _ = cg(op, -g, rtol=rtol, maxiter=group["cg_max_iter"])
         return d if curvature_ok[0] else None
