@@ -93,24 +93,24 @@ def main():
     return results
 
 
-def plot(images, points, results, path, n_show=6):
+def plot(images, points, results, path, rows=2, cols=4):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, n_show, figsize=(2.2 * n_show, 2.6))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.3 * rows + 0.6))
     markers = {"Hungarian matching loss": ("o", "tab:green"), "plain MSE": ("x", "tab:red")}
-    for i, ax in enumerate(axes):
+    for i, ax in enumerate(axes.ravel()):
         ax.imshow(images[i].reshape(SIZE, SIZE), extent=(0, 1, 1, 0), cmap="gray_r")
         for name, (_, pred) in results.items():
             marker, color = markers[name]
-            ax.scatter(pred[i, :, 0], pred[i, :, 1], marker=marker, color=color, s=40,
-                       facecolors="none" if marker == "o" else color, label=name)
+            ax.scatter(pred[i, :, 0], pred[i, :, 1], marker=marker, s=60, linewidths=2,
+                       color=color, facecolors="none" if marker == "o" else color, label=name)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0].legend(loc="upper left", bbox_to_anchor=(0, -0.02), fontsize=8, ncol=2,
-                   frameon=False)
-    fig.suptitle("3 dots in, 3 positions out: outputs of each model on test images")
-    fig.tight_layout()
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    fig.suptitle("3 dots in, 3 positions out: each model's outputs on test images")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
