@@ -251,29 +251,27 @@ def build_forest(Xb, n_bins, yc, yr, n_classes, criterion, seeds, bootstrap, max
                                     impurity[t], weight[t])
 
 
-@njit(cache=True)
-def _predict_rows(X, lo, hi, feature, threshold, left, right, value, roots, out):
-    """Add every tree's leaf values for the rows lo..hi-1 into ``out`` (trees
-    outer: one tree's nodes stay in cache while the rows walk it)."""
-    for t in range(roots.shape[0]):
-        for i in range(lo, hi):
-            node = roots[t]
-            while feature[node] >= 0:
-                if X[i, feature[node]] <= threshold[node]:
-                    node = left[node]
-                else:
-                    node = right[node]
-            for k in range(value.shape[1]):
-                out[i, k] += value[node, k]
-
-
 @njit(cache=True, parallel=True)
-def predict_forest(X, feature, threshold, left, right, value, roots, block, out):
-    """``out`` (n_samples, n_outputs) += sum over trees of the leaf values of
-    each row of X (n_samples, n_features); flat node arrays, tree t rooted at
-    ``roots[t]``, go left when ``x[feature] <= threshold``. Parallel over
-    blocks of ``block`` rows (a few thousand: small blocks re-read all trees)."""
+def predict_forest(X, feature, threshold, left, right, value, roots, partial):
+    """``partial[g]`` (n_samples, n_outputs) = sum of the leaf values of the
+    rows of X (n_samples, n_features) over the trees of group g (trees
+    g, g + G, g + 2G, ..., G = len(partial)). Flat node arrays, tree t rooted
+    at ``roots[t]``, go left when ``x[feature] <= threshold``. Parallel over
+    the groups: one tree's nodes stay in cache while every row walks it, and
+    the caller sums the groups in order, so the result does not depend on the
+    number of threads."""
     n = X.shape[0]
-    for b in prange((n + block - 1) // block):
-        _predict_rows(X, b * block, min(n, (b + 1) * block), feature, threshold, left, right,
-                      value, roots, out)
+    n_groups = partial.shape[0]
+    for g in prange(n_groups):
+        acc = partial[g]
+        acc[:] = 0.0
+        for t in range(g, roots.shape[0], n_groups):
+            for i in range(n):
+                node = roots[t]
+                while feature[node] >= 0:
+                    if X[i, feature[node]] <= threshold[node]:
+                        node = left[node]
+                    else:
+                        node = right[node]
+                for k in range(value.shape[1]):
+                    acc[i, k] += value[node, k]

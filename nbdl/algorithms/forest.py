@@ -161,10 +161,10 @@ class _Forest(BaseEstimator):
         inner = feature >= 0
         threshold = np.full(feature.size, np.nan)
         threshold[inner] = edges[feature[inner], np.concatenate([p[1] for p in parts])[inner]]
-        self.tree_feature_ = feature
+        self.tree_feature_ = feature.astype(np.int32)        # int32: faster tree walks
         self.tree_threshold_ = threshold
-        self.tree_left_ = np.concatenate([p[2] for p in parts])
-        self.tree_right_ = np.concatenate([p[3] for p in parts])
+        self.tree_left_ = np.concatenate([p[2] for p in parts]).astype(np.int32)
+        self.tree_right_ = np.concatenate([p[3] for p in parts]).astype(np.int32)
         self.tree_value_ = np.ascontiguousarray(np.concatenate([p[4] for p in parts]))
         self.tree_roots_ = roots
         self.node_counts_ = sizes
@@ -175,17 +175,23 @@ class _Forest(BaseEstimator):
             self.feature_importances_ = np.zeros(d)
 
     def _mean_value(self, X):
+        import numba
+
         from nbdl.kernels.cpu.forest import predict_forest
 
         self._check_fitted("tree_roots_")
         X = check_X(self, X, self.n_features_in_)
-        out = np.zeros((X.shape[0], self.tree_value_.shape[1]))
-        with num_threads(self.n_jobs):
-            import numba
-            block = max(256, -(-X.shape[0] // (2 * numba.get_num_threads())))
-            predict_forest(X, self.tree_feature_, self.tree_threshold_, self.tree_left_,
-                           self.tree_right_, self.tree_value_, self.tree_roots_, block, out)
-        out /= self.tree_roots_.size
+        n_trees, n_out = self.tree_roots_.size, self.tree_value_.shape[1]
+        groups = min(n_trees, 16)
+        rows = max(1024, 2**21 // (groups * n_out))             # partial sums of <= 16 MB
+        out = np.empty((X.shape[0], n_out))
+        with num_threads(self.n_jobs), numba.parallel_chunksize(1):
+            for lo in range(0, X.shape[0], rows):
+                part = np.empty((groups, min(rows, X.shape[0] - lo), n_out))
+                predict_forest(X[lo:lo + rows], self.tree_feature_, self.tree_threshold_, self.tree_left_,
+                               self.tree_right_, self.tree_value_, self.tree_roots_, part)
+                out[lo:lo + rows] = part.sum(axis=0)
+        out /= n_trees
         return out
 
 
