@@ -99,18 +99,20 @@ def test_one_tree_without_bootstrap_is_the_exact_decision_tree(criterion):
 def test_same_forest_for_one_and_two_threads_and_seeds_matter():
     X, y = datasets.make_classification(n_samples=400, n_features=8, random_state=1)
     before = numba.get_num_threads()
-    fits = []
+    fits, probas = [], []
     try:
         for threads in (1, 2):
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            fits.append(RandomForestClassifier(n_estimators=8, max_bins=32, random_state=3).fit(X, y))
+            fits.append(RandomForestClassifier(n_estimators=20, max_bins=32, random_state=3).fit(X, y))
+            probas.append(fits[0].predict_proba(X))
     finally:
         numba.set_num_threads(before)
     one, two = fits
     for attr in ("tree_feature_", "tree_threshold_", "tree_left_", "tree_value_", "feature_importances_"):
         np.testing.assert_array_equal(getattr(one, attr), getattr(two, attr))
+    np.testing.assert_array_equal(probas[0], probas[1])
     np.testing.assert_array_equal(one.predict_proba(X), two.predict_proba(X))
-    other = RandomForestClassifier(n_estimators=8, max_bins=32, random_state=4).fit(X, y)
+    other = RandomForestClassifier(n_estimators=20, max_bins=32, random_state=4).fit(X, y)
     assert not np.array_equal(one.predict_proba(X), other.predict_proba(X))
 
 
