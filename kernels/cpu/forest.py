@@ -11,8 +11,8 @@ Layouts:
   for classification; ``yr`` (n_samples,) float64 with ``n_classes == 0``
   for regression (the other array is ignored).
 - trees (one row per tree, ``max_nodes`` slots, node 0 the root): ``feature``
-  int64 (-1 for a leaf), ``split_bin`` int64 (left child: bin <= split_bin),
-  ``left``/``right`` int64 child slots, ``value`` (max_nodes, n_outputs)
+  int64, ``split_bin`` int64 (left child: bin <= split_bin), ``left``/``right``
+  int64 child slots (all -1 at a leaf), ``value`` (max_nodes, n_outputs)
   float64 (class fractions, or the mean), ``impurity`` and ``weight`` (the
   bootstrap-weighted sample count) float64, ``node_count`` (n_trees,).
 
@@ -164,7 +164,10 @@ def _build_tree(Xb, n_bins, yc, yr, n_classes, criterion, seed, bootstrap, max_f
                 value[node, k] = totals[k] / w_node
         else:
             value[node, 0] = totals[1] / w_node
-        feature[node] = -1
+        feature[node] = -1                      # a leaf unless split below
+        split_bin[node] = -1
+        left[node] = -1
+        right[node] = -1
         n_node = end - start
         if depth >= max_depth or n_node < min_samples_split or n_node < 2 * min_samples_leaf \
                 or imp <= _EPS:

@@ -155,8 +155,8 @@ class _Forest(BaseEstimator):
                 tree_imp = np.bincount(feature[inner], weights=gain, minlength=d)
                 if tree_imp.sum() > 0:
                     importances.append(tree_imp / tree_imp.sum())
-            left += root
-            right += root
+            left[inner] += root
+            right[inner] += root
         feature = np.concatenate([p[0] for p in parts])
         inner = feature >= 0
         threshold = np.full(feature.size, np.nan)
