@@ -91,7 +91,8 @@ def _sigmoid_impl(v):
 @njit(cache=True, error_model="numpy")
 def _rnn_forward_loop(xw, h0, w_hh_t, lengths, reverse, relu, out, hprev, hn):
     """xw (T, B, H) input projection + biases; w_hh_t (H, H) = w_hh^T. Fills out,
-    hprev (T, B, H) and hn (B, H)."""
+    hprev (T, B, H) and hn (B, H). (Each inner loop touches few arrays, so LLVM
+    vectorises it without a long chain of run-time aliasing checks.)"""
     n_t, n_b, n_h = out.shape
     zero = out.dtype.type(0)
     h = h0.copy()
@@ -100,16 +101,19 @@ def _rnn_forward_loop(xw, h0, w_hh_t, lengths, reverse, relu, out, hprev, hn):
         t = n_t - 1 - s if reverse else s
         _gemm(h, w_hh_t, pre)
         for b in range(n_b):
-            valid = t < lengths[b]
-            for j in range(n_h):
-                hprev[t, b, j] = h[b, j]
-                if valid:
-                    v = pre[b, j] + xw[t, b, j]
-                    v = max(v, zero) if relu else _tanh(v)
-                    h[b, j] = v
-                    out[t, b, j] = v
+            hprev[t, b] = h[b]
+            o = out[t, b]
+            if t < lengths[b]:
+                p, x = pre[b], xw[t, b]
+                if relu:
+                    for j in range(n_h):
+                        o[j] = max(p[j] + x[j], zero)
                 else:
-                    out[t, b, j] = zero
+                    for j in range(n_h):
+                        o[j] = _tanh(p[j] + x[j])
+                h[b] = o
+            else:
+                o[:] = zero
     hn[:] = h
 
 
@@ -124,19 +128,21 @@ def _rnn_backward_loop(g_out, g_hn, out, w_hh, lengths, reverse, relu, dg):
     for s in range(n_t):
         t = s if reverse else n_t - 1 - s
         for b in range(n_b):
-            valid = t < lengths[b]
-            for j in range(n_h):
-                if valid:
-                    g = dh[b, j] + g_out[t, b, j]
-                    y = out[t, b, j]
-                    dg[t, b, j] = (g if y > zero else zero) if relu else g * (one - y * y)
+            d = dg[t, b]
+            if t < lengths[b]:
+                y, go, dhb = out[t, b], g_out[t, b], dh[b]
+                if relu:
+                    for j in range(n_h):
+                        d[j] = dhb[j] + go[j] if y[j] > zero else zero
                 else:
-                    dg[t, b, j] = zero
+                    for j in range(n_h):
+                        d[j] = (dhb[j] + go[j]) * (one - y[j] * y[j])
+            else:
+                d[:] = zero
         _gemm(dg[t], w_hh, carry)
         for b in range(n_b):
             if t < lengths[b]:
-                for j in range(n_h):
-                    dh[b, j] = carry[b, j]
+                dh[b] = carry[b]
     return dh
 
 
@@ -153,31 +159,28 @@ def _lstm_forward_loop(xw, h0, c0, w_hh_t, lengths, reverse, out, hn, cn, gates,
         t = n_t - 1 - s if reverse else s
         _gemm(h, w_hh_t, pre)
         for b in range(n_b):
-            valid = t < lengths[b]
-            for j in range(n_h):
-                hprev[t, b, j] = h[b, j]
-                cprev[t, b, j] = c[b, j]
-                if valid:
-                    gi = _sigmoid(pre[b, j] + xw[t, b, j])
-                    gf = _sigmoid(pre[b, n_h + j] + xw[t, b, n_h + j])
-                    gg = _tanh(pre[b, 2 * n_h + j] + xw[t, b, 2 * n_h + j])
-                    go = _sigmoid(pre[b, 3 * n_h + j] + xw[t, b, 3 * n_h + j])
-                    cv = gf * c[b, j] + gi * gg
-                    tc = _tanh(cv)
-                    hv = go * tc
-                    gates[t, b, j] = gi
-                    gates[t, b, n_h + j] = gf
-                    gates[t, b, 2 * n_h + j] = gg
-                    gates[t, b, 3 * n_h + j] = go
-                    tanh_c[t, b, j] = tc
-                    c[b, j] = cv
-                    h[b, j] = hv
-                    out[t, b, j] = hv
-                else:
-                    for q in range(4):
-                        gates[t, b, q * n_h + j] = zero
-                    tanh_c[t, b, j] = zero
-                    out[t, b, j] = zero
+            hprev[t, b] = h[b]
+            cprev[t, b] = c[b]
+            g, o, tc = gates[t, b], out[t, b], tanh_c[t, b]
+            if t < lengths[b]:
+                p, x, cb = pre[b], xw[t, b], c[b]
+                for j in range(2 * n_h):                 # i, f
+                    g[j] = _sigmoid(p[j] + x[j])
+                for j in range(2 * n_h, 3 * n_h):        # g
+                    g[j] = _tanh(p[j] + x[j])
+                for j in range(3 * n_h, 4 * n_h):        # o
+                    g[j] = _sigmoid(p[j] + x[j])
+                for j in range(n_h):
+                    cb[j] = g[n_h + j] * cb[j] + g[j] * g[2 * n_h + j]
+                for j in range(n_h):
+                    tc[j] = _tanh(cb[j])
+                for j in range(n_h):
+                    o[j] = g[3 * n_h + j] * tc[j]
+                h[b] = o
+            else:
+                g[:] = zero
+                o[:] = zero
+                tc[:] = zero
     hn[:] = h
     cn[:] = c
 
@@ -193,29 +196,29 @@ def _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, lengths, 
     for s in range(n_t):
         t = s if reverse else n_t - 1 - s
         for b in range(n_b):
-            valid = t < lengths[b]
-            for j in range(n_h):
-                if valid:
-                    gi = gates[t, b, j]
-                    gf = gates[t, b, n_h + j]
-                    gg = gates[t, b, 2 * n_h + j]
-                    go = gates[t, b, 3 * n_h + j]
-                    tc = tanh_c[t, b, j]
-                    dht = dh[b, j] + g_out[t, b, j]
-                    dct = dc[b, j] + dht * go * (one - tc * tc)
-                    dg[t, b, j] = dct * gg * gi * (one - gi)
-                    dg[t, b, n_h + j] = dct * cprev[t, b, j] * gf * (one - gf)
-                    dg[t, b, 2 * n_h + j] = dct * gi * (one - gg * gg)
-                    dg[t, b, 3 * n_h + j] = dht * tc * go * (one - go)
-                    dc[b, j] = dct * gf
-                else:
-                    for q in range(4):
-                        dg[t, b, q * n_h + j] = zero
+            d = dg[t, b]
+            if t < lengths[b]:
+                g, tc, cp, go, dhb, dcb = gates[t, b], tanh_c[t, b], cprev[t, b], g_out[t, b], dh[b], dc[b]
+                for j in range(n_h):            # dh += the output's gradient
+                    dhb[j] += go[j]
+                for j in range(n_h):            # dc += through h = o tanh(c)
+                    dcb[j] += dhb[j] * g[3 * n_h + j] * (one - tc[j] * tc[j])
+                for j in range(n_h):
+                    d[j] = dcb[j] * g[2 * n_h + j] * g[j] * (one - g[j])
+                for j in range(n_h):
+                    d[n_h + j] = dcb[j] * cp[j] * g[n_h + j] * (one - g[n_h + j])
+                for j in range(n_h):
+                    d[2 * n_h + j] = dcb[j] * g[j] * (one - g[2 * n_h + j] * g[2 * n_h + j])
+                for j in range(n_h):
+                    d[3 * n_h + j] = dhb[j] * tc[j] * g[3 * n_h + j] * (one - g[3 * n_h + j])
+                for j in range(n_h):
+                    dcb[j] *= g[n_h + j]
+            else:
+                d[:] = zero
         _gemm(dg[t], w_hh, carry)
         for b in range(n_b):
             if t < lengths[b]:
-                for j in range(n_h):
-                    dh[b, j] = carry[b, j]
+                dh[b] = carry[b]
     return dh, dc
 
 
@@ -232,27 +235,23 @@ def _gru_forward_loop(xw, h0, w_hh_t, b_hh, lengths, reverse, out, hn, gates, hw
         t = n_t - 1 - s if reverse else s
         _gemm(h, w_hh_t, hw)
         for b in range(n_b):
-            valid = t < lengths[b]
-            for j in range(n_h):
-                hp = h[b, j]
-                hprev[t, b, j] = hp
-                if valid:
-                    r = _sigmoid(xw[t, b, j] + hw[b, j] + b_hh[j])
-                    z = _sigmoid(xw[t, b, n_h + j] + hw[b, n_h + j] + b_hh[n_h + j])
-                    hn_lin = hw[b, 2 * n_h + j] + b_hh[2 * n_h + j]
-                    n = _tanh(xw[t, b, 2 * n_h + j] + r * hn_lin)
-                    hv = (one - z) * n + z * hp
-                    gates[t, b, j] = r
-                    gates[t, b, n_h + j] = z
-                    gates[t, b, 2 * n_h + j] = n
-                    hw_n[t, b, j] = hn_lin
-                    h[b, j] = hv
-                    out[t, b, j] = hv
-                else:
-                    for q in range(3):
-                        gates[t, b, q * n_h + j] = zero
-                    hw_n[t, b, j] = zero
-                    out[t, b, j] = zero
+            hprev[t, b] = h[b]
+            g, o, hn_t = gates[t, b], out[t, b], hw_n[t, b]
+            if t < lengths[b]:
+                p, x, hb = hw[b], xw[t, b], h[b]
+                for j in range(2 * n_h):                 # r, z
+                    g[j] = _sigmoid(x[j] + p[j] + b_hh[j])
+                for j in range(n_h):
+                    hn_t[j] = p[2 * n_h + j] + b_hh[2 * n_h + j]
+                for j in range(n_h):                     # n
+                    g[2 * n_h + j] = _tanh(x[2 * n_h + j] + g[j] * hn_t[j])
+                for j in range(n_h):
+                    o[j] = (one - g[n_h + j]) * g[2 * n_h + j] + g[n_h + j] * hb[j]
+                hb[:] = o
+            else:
+                g[:] = zero
+                hn_t[:] = zero
+                o[:] = zero
     hn[:] = h
 
 
@@ -269,32 +268,29 @@ def _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, 
     for s in range(n_t):
         t = s if reverse else n_t - 1 - s
         for b in range(n_b):
-            valid = t < lengths[b]
-            for j in range(n_h):
-                if valid:
-                    r = gates[t, b, j]
-                    z = gates[t, b, n_h + j]
-                    n = gates[t, b, 2 * n_h + j]
-                    dht = dh[b, j] + g_out[t, b, j]
-                    dn = dht * (one - z) * (one - n * n)
-                    dr = dn * hw_n[t, b, j] * r * (one - r)
-                    dz = dht * (hprev[t, b, j] - n) * z * (one - z)
-                    dgx[t, b, j] = dr
-                    dgx[t, b, n_h + j] = dz
-                    dgx[t, b, 2 * n_h + j] = dn
-                    dgh[t, b, j] = dr
-                    dgh[t, b, n_h + j] = dz
-                    dgh[t, b, 2 * n_h + j] = dn * r
-                    direct[b, j] = dht * z
-                else:
-                    for q in range(3):
-                        dgx[t, b, q * n_h + j] = zero
-                        dgh[t, b, q * n_h + j] = zero
+            dx, dhh = dgx[t, b], dgh[t, b]
+            if t < lengths[b]:
+                g, hn_t, hp, go, dhb, dirb = gates[t, b], hw_n[t, b], hprev[t, b], g_out[t, b], dh[b], direct[b]
+                for j in range(n_h):
+                    dhb[j] += go[j]
+                for j in range(n_h):            # n
+                    dx[2 * n_h + j] = dhb[j] * (one - g[n_h + j]) * (one - g[2 * n_h + j] * g[2 * n_h + j])
+                for j in range(n_h):            # r
+                    dx[j] = dx[2 * n_h + j] * hn_t[j] * g[j] * (one - g[j])
+                for j in range(n_h):            # z
+                    dx[n_h + j] = dhb[j] * (hp[j] - g[2 * n_h + j]) * g[n_h + j] * (one - g[n_h + j])
+                dhh[:2 * n_h] = dx[:2 * n_h]
+                for j in range(n_h):
+                    dhh[2 * n_h + j] = dx[2 * n_h + j] * g[j]
+                for j in range(n_h):
+                    dirb[j] = dhb[j] * g[n_h + j]
+            else:
+                dx[:] = zero
+                dhh[:] = zero
         _gemm(dgh[t], w_hh, carry)
         for b in range(n_b):
             if t < lengths[b]:
-                for j in range(n_h):
-                    dh[b, j] = carry[b, j] + direct[b, j]
+                dh[b] = carry[b] + direct[b]
     return dh
 
 

@@ -137,7 +137,7 @@ class RNNBase(Module):
             x = x.squeeze(1)
         elif self.batch_first:
             x = x.transpose(0, 1)
-        states = [_ops.stack(s, 0) for s in ((h_n, c_n) if lstm else (h_n,))]
+        states = [s[0].unsqueeze(0) if len(s) == 1 else _ops.stack(s, 0) for s in ((h_n, c_n) if lstm else (h_n,))]
         if not batched:
             states = [s.squeeze(1) for s in states]
         return (x, tuple(states)) if lstm else (x, states[0])
