@@ -23,12 +23,12 @@ def _have_device():
 if not _have_device():
     pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU", allow_module_level=True)
 
-from numba import cuda  # noqa: E402
+from numba import cuda
 
-import nbdl  # noqa: E402
-import nbdl.nn.functional as F  # noqa: E402
-from nbdl.kernels.cpu import attention as C  # noqa: E402
-from nbdl.kernels.cuda import attention as G  # noqa: E402
+import nbdl
+import nbdl.nn.functional as F
+from nbdl.kernels.cpu import attention as C
+from nbdl.kernels.cuda import attention as G
 
 rng = np.random.default_rng(5)
 

@@ -38,6 +38,7 @@ from numba import njit, prange
 from .random import uniform_at
 
 BLOCK_Q = 256
+BLOCK_Q_CAUSAL = 128                # smaller query blocks skip more of the causal triangle
 BLOCK_K = 512
 TILE = BLOCK_Q * BLOCK_K            # most score elements per tile (all heads of it)
 _ROW_CHUNKS = 16                    # prange chunks of a tile's rows (each with its own buffers)
@@ -227,11 +228,16 @@ def _dscores_tile(p, dp, d, n0, i0, j0, lq, lk, keep_prob, seed, offset):
                 dp[h, r, c] = p[h, r, c] * (dp[h, r, c] - dr)
 
 
+def _blocks(lq, lk, causal):
+    """(query rows, keys, heads) of a tile: at most TILE score elements."""
+    bq, bk = min(lq, BLOCK_Q_CAUSAL if causal else BLOCK_Q), min(lk, BLOCK_K)
+    return bq, bk, max(1, TILE // (bq * bk))
+
+
 def _tiles(nb, lq, lk, causal):
-    """(n0, n1, i0, i1, key blocks [(j0, j1)]) of the tiles, heads grouped so
-    that a tile has at most TILE score elements."""
-    bq, bk = min(lq, BLOCK_Q), min(lk, BLOCK_K)
-    nh = max(1, TILE // (bq * bk))
+    """(n0, n1, i0, i1, key blocks [(j0, j1)]) of the tiles; a causal query
+    block [i0, i1) sees keys [0, i1) only."""
+    bq, bk, nh = _blocks(lq, lk, causal)
     for n0 in range(0, nb, nh):
         for i0 in range(0, lq, bq):
             i1 = min(i0 + bq, lq)
@@ -261,7 +267,7 @@ def attention(q, k, v, mask, mask_index, causal, scale, keep_prob, seed, offset)
     v (N, Lk, Ev); mask None or float (M, 1|Lq, 1|Lk), read at mask[mask_index[n]].
     Returns (out (N, Lq, Ev), lse (N, Lq))."""
     q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
-    nb, lq, e = q.shape
+    nb, lq, _ = q.shape
     lk, ev = k.shape[1], v.shape[2]
     dt = q.dtype
     out = np.zeros((nb, lq, ev), dt)
@@ -272,7 +278,8 @@ def attention(q, k, v, mask, mask_index, causal, scale, keep_prob, seed, offset)
     keep_prob, seed, offset = _drop_args(keep_prob, seed, offset)
     poly = dt == np.float32
     kt = k.transpose(0, 2, 1)
-    sbuf, pvbuf = np.empty(TILE, dt), np.empty(TILE // min(lk, BLOCK_K) * ev, dt)
+    bq, bk, nh = _blocks(lq, lk, causal)
+    sbuf, pvbuf = np.empty(nh * bq * bk, dt), np.empty(nh * bq * ev, dt)
     for n0, n1, i0, i1, kblocks in _tiles(nb, lq, lk, causal):
         qs = q[n0:n1, i0:i1] * dt.type(scale)
         o = out[n0:n1, i0:i1]
@@ -306,9 +313,10 @@ def attention_backward(grad, q, k, v, out, lse, mask, mask_index, causal, scale,
     drop = keep_prob < 1.0
     d = np.einsum("nij,nij->ni", g, out)          # rowsum(do * o)
     kt, vt = k.transpose(0, 2, 1), v.transpose(0, 2, 1)
-    pbuf, dbuf = np.empty(TILE, dt), np.empty(TILE, dt)
-    xbuf = np.empty(TILE if drop else 0, dt)
-    tbuf = np.empty(TILE // min(lq, BLOCK_Q, lk, BLOCK_K) * max(e, ev), dt)
+    bq, bk, nh = _blocks(lq, lk, causal)
+    pbuf, dbuf = np.empty(nh * bq * bk, dt), np.empty(nh * bq * bk, dt)
+    xbuf = np.empty(nh * bq * bk if drop else 0, dt)
+    tbuf = np.empty(nh * max(bq, bk) * max(e, ev), dt)
     for n0, n1, i0, i1, kblocks in _tiles(nb, lq, lk, causal):
         qs = q[n0:n1, i0:i1] * dt.type(scale)
         qst = qs.transpose(0, 2, 1)

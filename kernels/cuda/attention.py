@@ -177,7 +177,7 @@ def _mask_args(name, mask, mask_index, q, k):
         return full((1,), q.dtype, 0), full((1,), np.int64, 0), False, 1, 1
     mask = device_array(name, "mask", mask, FLOATS)
     mask = cast(mask, q.dtype) if mask.dtype != q.dtype else contiguous(mask)
-    m, mlq, mlk = mask.shape
+    _, mlq, mlk = mask.shape
     if mlq not in (1, q.shape[1]) or mlk not in (1, k.shape[1]):
         raise ValueError(f"{name}: mask of shape {tuple(mask.shape)} does not broadcast to "
                          f"(M, {q.shape[1]}, {k.shape[1]})")
