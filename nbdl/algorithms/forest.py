@@ -16,7 +16,7 @@ from nbdl.algorithms.base import (BaseEstimator, ClassifierMixin, RegressorMixin
                                   check_X_y, encode_classes)
 
 _CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
-_NODE_BUDGET = 4_000_000        # node slots allocated per batch of trees
+_SLOT_BUDGET = 2**24            # 8-byte node fields allocated per batch of trees (128 MB)
 
 
 def _random_state(random_state):
@@ -100,6 +100,8 @@ class _Forest(BaseEstimator):
         return max(1, k)
 
     def _fit(self, X, yc, yr, n_classes):
+        import numba
+
         from nbdl.kernels.cpu.forest import build_forest
 
         n, d = X.shape
@@ -112,10 +114,10 @@ class _Forest(BaseEstimator):
         if max_depth < 40:
             max_nodes = min(max_nodes, 2 ** (max_depth + 1) - 1)
         n_out = max(n_classes, 1)
-        per_batch = max(1, _NODE_BUDGET // max_nodes)
+        per_batch = max(1, _SLOT_BUDGET // (max_nodes * (6 + n_out)))
         min_split = max(int(self.min_samples_split), 2 * int(self.min_samples_leaf))
         parts = []
-        with num_threads(self.n_jobs):
+        with num_threads(self.n_jobs), numba.parallel_chunksize(1):     # trees handed out one by one
             for lo in range(0, self.n_estimators, per_batch):
                 batch = seeds[lo:lo + per_batch]
                 t = batch.size

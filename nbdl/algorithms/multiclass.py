@@ -70,19 +70,23 @@ class OneVsRestClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def decision_function(self, X):
-        """(n_samples,) for two classes, else (n_samples, n_classes) scores."""
+    def _scores(self, X):
+        """[(score, threshold)] of each estimator on X."""
         self._check_fitted("estimators_")
         X = check_X(self, X, self.n_features_in_)
-        scores = np.column_stack([_binary_score(e, X)[0] for e in self.estimators_])
+        return [_binary_score(e, X) for e in self.estimators_]
+
+    def decision_function(self, X):
+        """(n_samples,) for two classes, else (n_samples, n_classes) scores."""
+        scores = np.column_stack([score for score, _ in self._scores(X)])
         return scores[:, 0] if self.classes_.size == 2 else scores
 
     def predict(self, X):
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            threshold = _binary_score(self.estimators_[0], X[:1])[1]
-            return self.classes_[(scores > threshold).astype(np.int64)]
-        return self.classes_[np.argmax(scores, axis=1)]
+        scored = self._scores(X)
+        if len(scored) == 1:
+            score, threshold = scored[0]
+            return self.classes_[(score > threshold).astype(np.int64)]
+        return self.classes_[np.argmax(np.column_stack([score for score, _ in scored]), axis=1)]
 
 
 class OneVsOneClassifier(ClassifierMixin, BaseEstimator):
