@@ -7,24 +7,25 @@ BLOCK_K keys (``nh`` grows while the tile stays under TILE elements, so short
 sequences batch many heads into one call): S = (q * scale) k^T by numpy's
 batched BLAS, then one fused parallel row pass (``_softmax_tile``) masks and
 exponentiates S in place with a running row max and sum, and
-o = o * alpha + P v. The row log-sum-exp is saved; backward recomputes P
-tile by tile from it:
+o = o * alpha + P v (in numpy: each parallel region costs a thread wake-up).
+The row log-sum-exp is saved; backward recomputes P tile by tile from it:
 
     dv += P^T do,  dP = do v^T,  dS = P * (dP - rowsum(do * o)),
     dq += scale * dS k,  dk += dS^T (q * scale)
 
 so neither direction holds more than a tile of scores (memory linear in L).
-``causal`` (query i sees keys j <= i, torch's top-left alignment) skips the
-key blocks after the diagonal. ``mask`` is additive, float, (M, 1|Lq, 1|Lk);
-batch n reads ``mask[mask_index[n]]``. Dropout keeps P[i, j] of batch n with
+``causal`` (query i sees keys j <= i, torch's top-left alignment) uses query
+blocks of BLOCK_Q_CAUSAL rows and skips the keys after each block's last row.
+``mask`` is additive, float, (M, 1|Lq, 1|Lk); batch n reads
+``mask[mask_index[n]]``. Dropout keeps P[i, j] of batch n with
 probability ``keep_prob`` by the counter-based draw
 (seed, offset + (n Lq + i) Lk + j), so backward regenerates the same mask
 without storing it. A row whose keys are all masked out gives zeros (output
 and gradients) and lse = -inf.
 
 Why this shape: GEMMs go to numpy's BLAS from a Python loop over tiles, not
-np.dot inside an @njit driver (measured equal speed on single tiles), because
-Numba's np.dot calls scipy's separate OpenBLAS: a second pool of spinning
+np.dot inside an @njit driver (the first version), because Numba's np.dot
+calls scipy's separate OpenBLAS: a second pool of spinning
 threads beside numpy's, which the rest of a training step uses; and grouping
 heads keeps the Python loop short for short sequences. float32 exponentials
 use a vectorisable polynomial (``_exp_inplace``): Numba's scalar exp call
@@ -40,7 +41,7 @@ from .random import uniform_at
 BLOCK_Q = 256
 BLOCK_Q_CAUSAL = 128                # smaller query blocks skip more of the causal triangle
 BLOCK_K = 512
-TILE = BLOCK_Q * BLOCK_K            # most score elements per tile (all heads of it)
+TILE = 4 * BLOCK_Q * BLOCK_K        # most score elements per tile (all heads of it: 2 MB float32)
 _ROW_CHUNKS = 16                    # prange chunks of a tile's rows (each with its own buffers)
 _FM = {"contract"}                  # fused multiply-add only: NaN and inf keep their meaning
 _FM_SUM = {"contract", "reassoc"}   # and reassociated sums (vectorised reductions)
@@ -149,33 +150,6 @@ def _softmax_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, m_run, l_run,
                 inv = 1.0 / keep_prob
                 for c in range(nv):
                     row[c] = row[c] * inv if _keep(seed, base, c, keep_prob) else 0.0
-
-
-@njit(cache=True, parallel=True)
-def _rescale_add(o, alpha, pv):
-    """o (nh, bq, ev) <- o * alpha + pv."""
-    nh, bq, ev = o.shape
-    for rr in prange(nh * bq):
-        h, r = rr // bq, rr % bq
-        a = alpha[h, r]
-        for c in range(ev):
-            o[h, r, c] = o[h, r, c] * a + pv[h, r, c]
-
-
-@njit(cache=True, parallel=True)
-def _finish(o, m_run, l_run, lse):
-    """o /= l per row; lse = m + log(l) (-inf and zeros for a fully masked row)."""
-    nh, bq, ev = o.shape
-    for rr in prange(nh * bq):
-        h, r = rr // bq, rr % bq
-        lr = l_run[h, r]
-        if lr > 0.0:
-            inv = 1.0 / lr
-            for c in range(ev):
-                o[h, r, c] *= inv
-            lse[h, r] = m_run[h, r] + math.log(lr)
-        else:
-            lse[h, r] = -np.inf
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
@@ -290,8 +264,12 @@ def attention(q, k, v, mask, mask_index, causal, scale, keep_prob, seed, offset)
             _softmax_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, m_run, l_run, alpha,
                           poly, keep_prob, seed, offset)
             pv = np.matmul(s, v[n0:n1, j0:j1], out=_buffer(pvbuf, o.shape))
-            _rescale_add(o, alpha, pv)
-        _finish(o, m_run, l_run, lse[n0:n1, i0:i1])
+            o *= alpha[..., None]
+            o += pv
+        seen = l_run > 0                  # else every key masked out: zeros, lse = -inf
+        o /= np.where(seen, l_run, 1)[..., None]
+        with np.errstate(divide="ignore"):
+            lse[n0:n1, i0:i1] = np.where(seen, m_run + np.log(l_run), -np.inf)
     return out, lse
 
 
