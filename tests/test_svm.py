@@ -34,16 +34,16 @@ def test_accuracy_within_two_points_of_scikit_learn(name):
         assert scores[0] >= scores[1] - 0.02, (type(ours).__name__, scores)
 
 
-@pytest.mark.parametrize("loss", ["hinge", "squared_hinge"])
-def test_linear_svc_same_optimum_as_liblinear(loss):
+@pytest.mark.parametrize("loss, dual", [("hinge", True), ("squared_hinge", True), ("squared_hinge", False)])
+def test_linear_svc_same_optimum_as_liblinear(loss, dual):
     X, y = standardised("breast_cancer")
-    ours = LinearSVC(loss=loss, C=0.1, tol=1e-8, max_iter=20000, random_state=0).fit(X, y)
+    ours = LinearSVC(loss=loss, dual=dual, C=0.1, tol=1e-8, max_iter=20000, random_state=0).fit(X, y)
     theirs = sk.LinearSVC(loss=loss, C=0.1, dual=True, tol=1e-8, max_iter=20000).fit(X, y)
     np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=2e-4)
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=2e-4)
     np.testing.assert_allclose(ours.decision_function(X), theirs.decision_function(X), atol=2e-3)
     wine_X, wine_y = standardised("wine")              # three classes: one-vs-rest
-    ours = LinearSVC(loss=loss, tol=1e-8, max_iter=20000, random_state=0).fit(wine_X, wine_y)
+    ours = LinearSVC(loss=loss, dual=dual, tol=1e-8, max_iter=20000, random_state=0).fit(wine_X, wine_y)
     theirs = sk.LinearSVC(loss=loss, dual=True, tol=1e-8, max_iter=20000).fit(wine_X, wine_y)
     assert ours.coef_.shape == (3, 13)
     np.testing.assert_allclose(ours.decision_function(wine_X), theirs.decision_function(wine_X), atol=2e-3)
@@ -102,6 +102,8 @@ def test_estimator_conventions():
             SVC(**bad).fit(X, y)
     with pytest.raises(ValueError, match="loss"):
         LinearSVC(loss="log").fit(X, y)
+    with pytest.raises(ValueError, match="dual"):
+        LinearSVC(loss="hinge", dual=False).fit(X, y)
     binary = SVC().fit(X[50:], y[50:])
     assert binary.decision_function(X[50:]).shape == (100,)
     assert np.mean(binary.predict(X[50:]) == y[50:]) > 0.9

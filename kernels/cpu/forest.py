@@ -90,13 +90,10 @@ def _proxy(left, totals, n_stats, criterion):
         sr = totals[1] - left[1]
         return left[1] * left[1] / wl + sr * sr / wr
     wl = 0.0
-    for k in range(n_stats):
-        wl += left[k]
     wr = 0.0
     for k in range(n_stats):
-        wr += totals[k]
-    wr -= wl
-    score = 0.0
+        wl += left[k]
+        wr += totals[k] - left[k]
     if criterion == GINI:
         sl = 0.0
         sr = 0.0
@@ -105,6 +102,7 @@ def _proxy(left, totals, n_stats, criterion):
             sl += left[k] * left[k]
             sr += r * r
         return sl / wl + sr / wr
+    score = 0.0                                 # entropy
     for k in range(n_stats):
         r = totals[k] - left[k]
         if left[k] > 0.0:

@@ -98,6 +98,39 @@ def linear_svm_dual(X, y, C, loss, max_iter, tol, seed, w):
     return it
 
 
+@njit(cache=True, nogil=True)
+def squared_hinge_terms(X, y, w, C, grad, hess):
+    """Objective 1/2 |w|^2 + C sum max(0, 1 - y_i w.x_i)^2 at w (returned),
+    its gradient into ``grad`` (d,) and, when ``hess`` has d rows, its
+    generalised Hessian I + 2C X_A'X_A over the margin violators A into
+    ``hess`` (d, d); X (n, d), y (n,) +-1. One pass over X, no BLAS (the
+    primal Newton steps of ``LinearSVC``)."""
+    n, d = X.shape
+    with_hess = hess.shape[0] == d
+    obj = 0.5 * np.dot(w, w)
+    grad[:] = w
+    if with_hess:
+        hess[:] = 0.0
+    for i in range(n):
+        m = 1.0 - y[i] * np.dot(X[i], w)
+        if m > 0.0:
+            obj += C * m * m
+            c = -2.0 * C * y[i] * m
+            for a in range(d):
+                grad[a] += c * X[i, a]
+            if with_hess:
+                for a in range(d):
+                    xa = 2.0 * C * X[i, a]
+                    for b in range(a, d):
+                        hess[a, b] += xa * X[i, b]
+    if with_hess:
+        for a in range(d):
+            hess[a, a] += 1.0
+            for b in range(a):
+                hess[a, b] = hess[b, a]
+    return obj
+
+
 @njit(cache=True, fastmath=True)
 def _kernel_row(X, sq, i, kernel, gamma, coef0, degree, out):
     """out[j] = K(x_i, x_j) for every row j of X (sq: squared row norms)."""

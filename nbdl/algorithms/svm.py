@@ -34,6 +34,37 @@ def run_parallel(fn, jobs):
         return list(pool.map(lambda job: fn(*job), jobs))
 
 
+def squared_hinge_primal(X, y, C, tol, max_iter, w):
+    """Binary L2-regularised squared-hinge SVM in the primal by the finite
+    Newton method (Keerthi and DeCoste, 2005): Newton steps with the
+    generalised Hessian I + 2C X_A'X_A of the margin violators A (a d x d
+    Cholesky solve) and a backtracking line search; stops when
+    |grad| <= tol |grad at 0|, LIBLINEAR's rule. X (n, d), y (n,) +-1, w (d,)
+    out; returns the Newton steps taken. For n_samples >> n_features."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    from nbdl.kernels.cpu.svm import squared_hinge_terms
+
+    d = X.shape[1]
+    grad, hess = np.empty(d), np.empty((d, d))
+    trial_grad, no_hess = np.empty(d), np.empty((0, 0))
+    w[:] = 0.0
+    g0 = None
+    for it in range(max_iter):
+        f0 = squared_hinge_terms(X, y, w, C, grad, hess)
+        norm = np.linalg.norm(grad)
+        g0 = norm if g0 is None else g0
+        if norm <= tol * g0:
+            return it
+        step = -cho_solve(cho_factor(hess), grad)
+        slope, t = grad @ step, 1.0
+        while (squared_hinge_terms(X, y, w + t * step, C, trial_grad, no_hess) > f0 + 1e-4 * t * slope
+               and t > 1e-10):
+            t *= 0.5
+        w += t * step
+    return max_iter
+
+
 def _check_positive(estimator, name, value):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
         raise ValueError(f"{type(estimator).__name__}: {name} must be a positive number, got {value!r}")
@@ -41,17 +72,20 @@ def _check_positive(estimator, name, value):
 
 class LinearSVC(ClassifierMixin, BaseEstimator):
     """Linear SVM: minimises 1/2 |w|^2 + C sum loss(y_i (w.x_i + b)) with the
-    hinge or squared hinge loss, by dual coordinate descent. The intercept is
+    hinge or squared hinge loss, by dual coordinate descent (``dual=True``) or,
+    for the squared hinge, by the primal finite Newton method (``dual=False``;
+    ``'auto'``: primal when n_samples > n_features, as scikit-learn). The intercept is
     the weight of a constant feature ``intercept_scaling`` (penalised, as in
     LIBLINEAR); more than two classes are one-vs-rest (one problem per class,
     solved in parallel).
 
     Fitted attributes: ``coef_`` (1 or n_classes, n_features), ``intercept_``,
-    ``classes_``, ``n_features_in_``, ``n_iter_`` (most sweeps of a problem)."""
+    ``classes_``, ``n_features_in_``, ``n_iter_`` (most sweeps or Newton steps of a problem)."""
 
-    def __init__(self, loss="squared_hinge", C=1.0, tol=1e-4, fit_intercept=True,
+    def __init__(self, loss="squared_hinge", dual="auto", C=1.0, tol=1e-4, fit_intercept=True,
                  intercept_scaling=1.0, max_iter=1000, random_state=None):
         self.loss = loss
+        self.dual = dual
         self.C = C
         self.tol = tol
         self.fit_intercept = fit_intercept
@@ -65,6 +99,10 @@ class LinearSVC(ClassifierMixin, BaseEstimator):
 
         if self.loss not in ("hinge", "squared_hinge"):
             raise ValueError(f"LinearSVC: loss must be 'hinge' or 'squared_hinge', got {self.loss!r}")
+        if self.dual not in (True, False, "auto"):
+            raise ValueError(f"LinearSVC: dual must be True, False or 'auto', got {self.dual!r}")
+        if self.dual is False and self.loss == "hinge":
+            raise ValueError("LinearSVC: loss='hinge' needs dual=True (the primal is not differentiable)")
         for name in ("C", "tol", "intercept_scaling"):
             _check_positive(self, name, getattr(self, name))
         if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
@@ -77,16 +115,22 @@ class LinearSVC(ClassifierMixin, BaseEstimator):
         Xa = np.hstack([X, np.full((X.shape[0], 1), float(self.intercept_scaling))]) \
             if self.fit_intercept else X
         W = np.empty((Y.shape[0], Xa.shape[1]))
-        loss = int(self.loss == "squared_hinge")
-        seeds = _seeds(self.random_state, Y.shape[0])
-        n_iter = run_parallel(linear_svm_dual, [(Xa, Y[p], float(self.C), loss, int(self.max_iter),
-                                                 float(self.tol), seeds[p], W[p]) for p in range(len(W))])
+        primal = self.dual is False or (self.dual == "auto" and self.loss == "squared_hinge"
+                                        and X.shape[0] > X.shape[1])
+        if primal:
+            n_iter = [squared_hinge_primal(Xa, Y[p], float(self.C), float(self.tol), int(self.max_iter), W[p])
+                      for p in range(len(W))]
+        else:
+            loss = int(self.loss == "squared_hinge")
+            seeds = _seeds(self.random_state, Y.shape[0])
+            n_iter = run_parallel(linear_svm_dual, [(Xa, Y[p], float(self.C), loss, int(self.max_iter),
+                                                     float(self.tol), seeds[p], W[p]) for p in range(len(W))])
         d = X.shape[1]
         self.coef_ = W[:, :d].copy()
         self.intercept_ = W[:, d] * self.intercept_scaling if self.fit_intercept else np.zeros(len(W))
         self.n_iter_ = int(max(n_iter))
         if self.n_iter_ >= self.max_iter:
-            warnings.warn(f"LinearSVC: did not converge in max_iter={self.max_iter} sweeps",
+            warnings.warn(f"LinearSVC: did not converge in max_iter={self.max_iter} iterations",
                           RuntimeWarning, stacklevel=2)
         self.n_features_in_ = d
         return self
