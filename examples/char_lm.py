@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 import nbdl
-import nbdl.nn as nn
 import nbdl.nn.functional as F
+from nbdl import nn
 
 
 def load_text():
@@ -80,10 +80,10 @@ def main():
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--sample-every", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="hidden 64, 1 layer, 80 steps (for the tests)")
+    parser.add_argument("--quick", action="store_true", help="hidden 64, 1 layer, 50 steps (for the tests)")
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.hidden, args.layers, args.seq_len, args.sample_every = 80, 64, 1, 32, 40
+        args.steps, args.hidden, args.layers, args.seq_len, args.sample_every = 50, 64, 1, 32, 25
 
     text = load_text()
     chars = sorted(set(text))

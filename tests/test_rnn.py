@@ -112,9 +112,10 @@ def test_variable_lengths_match_packed_torch(kind):
     assert np.all(ours[2][2, 1:] == 0)          # and those inputs get no gradient
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_relu"])
+@pytest.mark.parametrize("kind", ["lstm", "rnn_relu"])
 def test_float32_default_matches_torch(kind):
-    """The float32 path (its own tanh / sigmoid) agrees with torch in float32."""
+    """The float32 path agrees with torch in float32: its only own code, the rational
+    tanh / sigmoid, is shared by the three cells (GRU's is left out to save a compilation)."""
     mod, tmod = _pair(kind, dtype=torch.float32, num_layers=1)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((7, 2, 3)).astype(np.float32)
