@@ -75,7 +75,7 @@ def test_forward_and_backward_match_cpu(kind, dtype, bias, reverse):
     x, states, w_ih, w_hh, (b_ih, b_hh), g_out, g_h, g_c = _operands(kind, dtype, bias, rng)
     tol = 1e-12 if dtype == np.float64 else 1e-4
     # the reference is the CPU kernels in float64 (one compilation for every case)
-    wide = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    wide = lambda a: None if a is None else a.astype(np.float64)
     for mod, conv in ((C, wide), (G, _dev)):
         args = [conv(a) for a in (x, *states, w_ih, w_hh, b_ih, b_hh)] + [LENGTHS, reverse]
         if kind == "rnn":

@@ -112,15 +112,16 @@ class RNNBase(Module):
         n_b, dev, dt = x.shape[1], x.device, x.dtype
         lstm = self.mode == "LSTM"
         h_n, c_n = [], []
+        zero = zeros(n_b, self.hidden_size, dtype=dt, device=dev) if hx is None else None   # read-only
         for layer in range(self.num_layers):
             outs = []
             for d in range(self.num_directions):
                 k = layer * self.num_directions + d
                 w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, d)
-                h0 = hx[0][k] if hx is not None else zeros(n_b, self.hidden_size, dtype=dt, device=dev)
+                h0 = hx[0][k] if hx is not None else zero
                 reverse = d == 1
                 if lstm:
-                    c0 = hx[1][k] if hx is not None else zeros(n_b, self.hidden_size, dtype=dt, device=dev)
+                    c0 = hx[1][k] if hx is not None else zero
                     out, h, c = _rec.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse)
                     c_n.append(c)
                 elif self.mode == "GRU":
