@@ -5,34 +5,38 @@ Attention works on q (N, Lq, E), k (N, Lk, E), v (N, Lk, Ev), N the flattened
 batch and head dims. It walks tiles of ``nh`` heads x BLOCK_Q query rows x
 BLOCK_K keys (``nh`` grows while the tile stays under TILE elements, so short
 sequences batch many heads into one call): S = (q * scale) k^T by numpy's
-batched BLAS, then one fused parallel row pass (``_softmax_tile``) masks and
+batched BLAS, then one fused row pass (``_softmax_tile``) masks and
 exponentiates S in place with a running row max and sum, and
-o = o * alpha + P v (in numpy: each parallel region costs a thread wake-up).
-The row log-sum-exp is saved; backward recomputes P tile by tile from it:
+o = o * alpha + P v. The row log-sum-exp is saved; backward recomputes P
+tile by tile from it:
 
     dv += P^T do,  dP = do v^T,  dS = P * (dP - rowsum(do * o)),
     dq += scale * dS k,  dk += dS^T (q * scale)
 
-so neither direction holds more than a tile of scores (memory linear in L).
-``causal`` (query i sees keys j <= i, torch's top-left alignment) uses query
-blocks of BLOCK_Q_CAUSAL rows and skips the keys after each block's last row.
-``mask`` is additive, float, (M, 1|Lq, 1|Lk); batch n reads
-``mask[mask_index[n]]``. Dropout keeps P[i, j] of batch n with
+so neither direction holds more than a tile of scores per thread (memory
+linear in L). ``causal`` (query i sees keys j <= i, torch's top-left
+alignment) uses query blocks of BLOCK_Q_CAUSAL rows and skips the keys after
+each block's last row. ``mask`` is additive, float, (M, 1|Lq, 1|Lk); batch n
+reads ``mask[mask_index[n]]``. Dropout keeps P[i, j] of batch n with
 probability ``keep_prob`` by the counter-based draw
 (seed, offset + (n Lq + i) Lk + j), so backward regenerates the same mask
 without storing it. A row whose keys are all masked out gives zeros (output
 and gradients) and lse = -inf.
 
-Why this shape: GEMMs go to numpy's BLAS from a Python loop over tiles, not
-np.dot inside an @njit driver (the first version), because Numba's np.dot
-calls scipy's separate OpenBLAS: a second pool of spinning
-threads beside numpy's, which the rest of a training step uses; and grouping
-heads keeps the Python loop short for short sequences. float32 exponentials
-use a vectorisable polynomial (``_exp_inplace``): Numba's scalar exp call
-costs 10 ns an element here.
+Parallelism, as torch's flash kernel: the head groups are split among
+Numba's thread count of Python threads (``_run``), each running its tiles
+with single-threaded BLAS (threadpoolctl) and GIL-free serial tile kernels,
+so a call has one parallel section. Measured on the 2-core VM under load,
+the first two versions were 10-100x slower than torch there: an @njit driver
+calling np.dot (Numba's np.dot uses scipy's separate OpenBLAS, a second pool
+of spinning threads), then a Python loop of 2-thread BLAS calls and parallel
+tile kernels (two thread wake-ups per tile). float32 exponentials use a
+vectorisable polynomial (``_exp_inplace``): Numba's scalar exp call costs
+10 ns an element here.
 """
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -42,7 +46,6 @@ BLOCK_Q = 256
 BLOCK_Q_CAUSAL = 128                # smaller query blocks skip more of the causal triangle
 BLOCK_K = 512
 TILE = 4 * BLOCK_Q * BLOCK_K        # most score elements per tile (all heads of it: 2 MB float32)
-_ROW_CHUNKS = 16                    # prange chunks of a tile's rows (each with its own buffers)
 _FM = {"contract"}                  # fused multiply-add only: NaN and inf keep their meaning
 _FM_SUM = {"contract", "reassoc"}   # and reassociated sums (vectorised reductions)
 
@@ -98,12 +101,7 @@ def _valid(causal, i, j0, bk):
     return min(max(i + 1 - j0, 0), bk) if causal else bk
 
 
-@njit(cache=True, inline="always")
-def _row_range(chunk, chunks, rows):
-    return chunk * rows // chunks, (chunk + 1) * rows // chunks
-
-
-@njit(cache=True, parallel=True, fastmath=_FM_SUM)
+@njit(cache=True, nogil=True, fastmath=_FM_SUM)
 def _softmax_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, m_run, l_run, alpha,
                   poly, keep_prob, seed, offset):
     """Online softmax step on a tile of scaled scores s (nh, bq, bk) of heads
@@ -111,85 +109,77 @@ def _softmax_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, m_run, l_run,
     max m, alpha = exp(m_old - m), l = l * alpha + sum(exp(s - m)) and
     s <- exp(s - m) (0 where masked; times the dropout mask / keep_prob)."""
     nh, bq, bk = s.shape
-    rows = nh * bq
-    chunks = min(rows, _ROW_CHUNKS)
-    for chunk in prange(chunks):
-        bits = np.empty(bk, np.int32)
-        lo, hi = _row_range(chunk, chunks, rows)
-        for rr in range(lo, hi):
-            h, r = rr // bq, rr % bq
-            n, i = n0 + h, i0 + r
-            row = s[h, r]
-            nv = _valid(causal, i, j0, bk)
-            if mask_index.size:
-                mrow = mask_index[n]
-                for c in range(nv):
-                    row[c] += mask[mrow, i, j0 + c]
-            m_old = m_run[h, r]
-            m = m_old
+    bits = np.empty(bk, np.int32)
+    for rr in range(nh * bq):
+        h, r = rr // bq, rr % bq
+        n, i = n0 + h, i0 + r
+        row = s[h, r]
+        nv = _valid(causal, i, j0, bk)
+        if mask_index.size:
+            mrow = mask_index[n]
             for c in range(nv):
-                if row[c] > m:
-                    m = row[c]
-            if m == -np.inf:           # nothing seen yet in this row
-                alpha[h, r] = 1.0
-                row[:] = 0.0
-                continue
+                row[c] += mask[mrow, i, j0 + c]
+        m_old = m_run[h, r]
+        m = m_old
+        for c in range(nv):
+            if row[c] > m:
+                m = row[c]
+        if m == -np.inf:           # nothing seen yet in this row
+            alpha[h, r] = 1.0
+            row[:] = 0.0
+            continue
+        for c in range(nv):
+            row[c] -= m
+        _exp_inplace(row, nv, bits, poly)
+        row[nv:] = 0.0
+        acc = 0.0
+        for c in range(nv):
+            acc += row[c]
+        a = math.exp(m_old - m)
+        alpha[h, r] = a
+        l_run[h, r] = l_run[h, r] * a + acc
+        m_run[h, r] = m
+        if keep_prob < 1.0:
+            base = offset + np.uint64((n * lq + i) * lk + j0)
+            inv = 1.0 / keep_prob
             for c in range(nv):
-                row[c] -= m
-            _exp_inplace(row, nv, bits, poly)
-            row[nv:] = 0.0
-            acc = 0.0
-            for c in range(nv):
-                acc += row[c]
-            a = math.exp(m_old - m)
-            alpha[h, r] = a
-            l_run[h, r] = l_run[h, r] * a + acc
-            m_run[h, r] = m
-            if keep_prob < 1.0:
-                base = offset + np.uint64((n * lq + i) * lk + j0)
-                inv = 1.0 / keep_prob
-                for c in range(nv):
-                    row[c] = row[c] * inv if _keep(seed, base, c, keep_prob) else 0.0
+                row[c] = row[c] * inv if _keep(seed, base, c, keep_prob) else 0.0
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM)
 def _probs_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, lse, poly, keep_prob, seed,
                 offset, pd):
     """s (nh, bq, bk) scaled scores <- P = exp(s + mask - lse), 0 where masked;
     with dropout, pd <- P * dropout mask / keep_prob."""
     nh, bq, bk = s.shape
-    rows = nh * bq
-    chunks = min(rows, _ROW_CHUNKS)
-    for chunk in prange(chunks):
-        bits = np.empty(bk, np.int32)
-        lo, hi = _row_range(chunk, chunks, rows)
-        for rr in range(lo, hi):
-            h, r = rr // bq, rr % bq
-            n, i = n0 + h, i0 + r
-            row = s[h, r]
-            m = lse[h, r]
-            nv = 0 if m == -np.inf else _valid(causal, i, j0, bk)
-            if mask_index.size:
-                mrow = mask_index[n]
-                for c in range(nv):
-                    row[c] += mask[mrow, i, j0 + c]
+    bits = np.empty(bk, np.int32)
+    for rr in range(nh * bq):
+        h, r = rr // bq, rr % bq
+        n, i = n0 + h, i0 + r
+        row = s[h, r]
+        m = lse[h, r]
+        nv = 0 if m == -np.inf else _valid(causal, i, j0, bk)
+        if mask_index.size:
+            mrow = mask_index[n]
             for c in range(nv):
-                row[c] -= m
-            _exp_inplace(row, nv, bits, poly)
-            row[nv:] = 0.0
-            if keep_prob < 1.0:
-                base = offset + np.uint64((n * lq + i) * lk + j0)
-                inv = 1.0 / keep_prob
-                for c in range(bk):
-                    pd[h, r, c] = row[c] * inv if _keep(seed, base, c, keep_prob) else 0.0
+                row[c] += mask[mrow, i, j0 + c]
+        for c in range(nv):
+            row[c] -= m
+        _exp_inplace(row, nv, bits, poly)
+        row[nv:] = 0.0
+        if keep_prob < 1.0:
+            base = offset + np.uint64((n * lq + i) * lk + j0)
+            inv = 1.0 / keep_prob
+            for c in range(bk):
+                pd[h, r, c] = row[c] * inv if _keep(seed, base, c, keep_prob) else 0.0
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM)
 def _dscores_tile(p, dp, d, n0, i0, j0, lq, lk, keep_prob, seed, offset):
     """dp (nh, bq, bk) <- P * (dP - D), the dropout mask / keep_prob applied to dP."""
     nh, bq, bk = p.shape
     inv = 1.0 / keep_prob
-    for rr in prange(nh * bq):
+    for rr in range(nh * bq):
         h, r = rr // bq, rr % bq
         dr = d[h, r]
         if keep_prob < 1.0:
@@ -202,26 +192,46 @@ def _dscores_tile(p, dp, d, n0, i0, j0, lq, lk, keep_prob, seed, offset):
                 dp[h, r, c] = p[h, r, c] * (dp[h, r, c] - dr)
 
 
-def _blocks(lq, lk, causal):
-    """(query rows, keys, heads) of a tile: at most TILE score elements."""
+def _blocks(nb, lq, lk, causal, workers):
+    """(query rows, keys, heads) of a tile: at most TILE score elements, and
+    at least ``workers`` groups of heads when there are that many heads."""
     bq, bk = min(lq, BLOCK_Q_CAUSAL if causal else BLOCK_Q), min(lk, BLOCK_K)
-    return bq, bk, max(1, TILE // (bq * bk))
+    return bq, bk, max(1, min(TILE // (bq * bk), -(-nb // workers)))
 
 
-def _tiles(nb, lq, lk, causal):
-    """(n0, n1, i0, i1, key blocks [(j0, j1)]) of the tiles; a causal query
-    block [i0, i1) sees keys [0, i1) only."""
-    bq, bk, nh = _blocks(lq, lk, causal)
-    for n0 in range(0, nb, nh):
-        for i0 in range(0, lq, bq):
-            i1 = min(i0 + bq, lq)
-            kend = min(i1, lk) if causal else lk
-            yield n0, min(n0 + nh, nb), i0, i1, [(j0, min(j0 + bk, kend)) for j0 in range(0, kend, bk)]
+def _key_blocks(i0, i1, lk, bk, causal):
+    """Key blocks [(j0, j1)] a query block [i0, i1) sees (causal: keys < i1)."""
+    kend = min(i1, lk) if causal else lk
+    return [(j0, min(j0 + bk, kend)) for j0 in range(0, kend, bk)]
 
 
 def _buffer(buf, shape):
     """A C-contiguous (shape) view of the front of the flat ``buf``."""
     return buf[:math.prod(shape)].reshape(shape)
+
+
+_executor = None
+
+
+def _run(work, nb, nh):
+    """work(groups) over the head groups [(n0, n1)] of ``nh`` heads, split among
+    Numba's thread count of Python threads (the tile kernels release the GIL),
+    each calling single-threaded BLAS: one parallel section per call, not one
+    per tile. A single group runs here, with BLAS on all threads."""
+    global _executor
+    groups = [(n0, min(n0 + nh, nb)) for n0 in range(0, nb, nh)]
+    workers = min(numba.get_num_threads(), len(groups))
+    if workers == 1:
+        work(groups)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+    if _executor is None or _executor._max_workers < workers:
+        _executor = ThreadPoolExecutor(workers, thread_name_prefix="nbdl-attention")
+    with threadpool_limits(1, user_api="blas"):
+        for f in [_executor.submit(work, groups[w::workers]) for w in range(workers)]:
+            f.result()
 
 
 def _drop_args(keep_prob, seed, offset):
@@ -252,24 +262,30 @@ def attention(q, k, v, mask, mask_index, causal, scale, keep_prob, seed, offset)
     keep_prob, seed, offset = _drop_args(keep_prob, seed, offset)
     poly = dt == np.float32
     kt = k.transpose(0, 2, 1)
-    bq, bk, nh = _blocks(lq, lk, causal)
-    sbuf, pvbuf = np.empty(nh * bq * bk, dt), np.empty(nh * bq * ev, dt)
-    for n0, n1, i0, i1, kblocks in _tiles(nb, lq, lk, causal):
-        qs = q[n0:n1, i0:i1] * dt.type(scale)
-        o = out[n0:n1, i0:i1]
-        m_run = np.full((n1 - n0, i1 - i0), -np.inf, dt)
-        l_run, alpha = np.zeros_like(m_run), np.empty_like(m_run)
-        for j0, j1 in kblocks:
-            s = np.matmul(qs, kt[n0:n1, :, j0:j1], out=_buffer(sbuf, (n1 - n0, i1 - i0, j1 - j0)))
-            _softmax_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, m_run, l_run, alpha,
-                          poly, keep_prob, seed, offset)
-            pv = np.matmul(s, v[n0:n1, j0:j1], out=_buffer(pvbuf, o.shape))
-            o *= alpha[..., None]
-            o += pv
-        seen = l_run > 0                  # else every key masked out: zeros, lse = -inf
-        o /= np.where(seen, l_run, 1)[..., None]
-        with np.errstate(divide="ignore"):
-            lse[n0:n1, i0:i1] = np.where(seen, m_run + np.log(l_run), -np.inf)
+    bq, bk, nh = _blocks(nb, lq, lk, causal, numba.get_num_threads())
+
+    def work(groups):
+        sbuf, pvbuf = np.empty(nh * bq * bk, dt), np.empty(nh * bq * ev, dt)
+        for n0, n1 in groups:
+            for i0 in range(0, lq, bq):
+                i1 = min(i0 + bq, lq)
+                qs = q[n0:n1, i0:i1] * dt.type(scale)
+                o = out[n0:n1, i0:i1]
+                m_run = np.full((n1 - n0, i1 - i0), -np.inf, dt)
+                l_run, alpha = np.zeros_like(m_run), np.empty_like(m_run)
+                for j0, j1 in _key_blocks(i0, i1, lk, bk, causal):
+                    s = np.matmul(qs, kt[n0:n1, :, j0:j1], out=_buffer(sbuf, (n1 - n0, i1 - i0, j1 - j0)))
+                    _softmax_tile(s, n0, i0, j0, lq, lk, mask, mask_index, causal, m_run, l_run,
+                                  alpha, poly, keep_prob, seed, offset)
+                    pv = np.matmul(s, v[n0:n1, j0:j1], out=_buffer(pvbuf, o.shape))
+                    o *= alpha[..., None]
+                    o += pv
+                seen = l_run > 0                  # else every key masked out: zeros, lse = -inf
+                o /= np.where(seen, l_run, 1)[..., None]
+                with np.errstate(divide="ignore"):
+                    lse[n0:n1, i0:i1] = np.where(seen, m_run + np.log(l_run), -np.inf)
+
+    _run(work, nb, nh)
     return out, lse
 
 
@@ -291,30 +307,36 @@ def attention_backward(grad, q, k, v, out, lse, mask, mask_index, causal, scale,
     drop = keep_prob < 1.0
     d = np.einsum("nij,nij->ni", g, out)          # rowsum(do * o)
     kt, vt = k.transpose(0, 2, 1), v.transpose(0, 2, 1)
-    bq, bk, nh = _blocks(lq, lk, causal)
-    pbuf, dbuf = np.empty(nh * bq * bk, dt), np.empty(nh * bq * bk, dt)
-    xbuf = np.empty(nh * bq * bk if drop else 0, dt)
-    tbuf = np.empty(nh * max(bq, bk) * max(e, ev), dt)
-    for n0, n1, i0, i1, kblocks in _tiles(nb, lq, lk, causal):
-        qs = q[n0:n1, i0:i1] * dt.type(scale)
-        qst = qs.transpose(0, 2, 1)
-        gb, gbt = g[n0:n1, i0:i1], g[n0:n1, i0:i1].transpose(0, 2, 1)
-        for j0, j1 in kblocks:
-            shape = (n1 - n0, i1 - i0, j1 - j0)
-            p = np.matmul(qs, kt[n0:n1, :, j0:j1], out=_buffer(pbuf, shape))
-            pd = _buffer(xbuf, shape) if drop else p
-            _probs_tile(p, n0, i0, j0, lq, lk, mask, mask_index, causal, lse[n0:n1, i0:i1], poly,
-                        keep_prob, seed, offset, pd)
-            # dv += Pd^T do (as (do^T Pd)^T: a contiguous out)
-            dv[n0:n1, j0:j1] += np.matmul(gbt, pd, out=_buffer(tbuf, (n1 - n0, ev, j1 - j0))
-                                          ).transpose(0, 2, 1)
-            ds = np.matmul(gb, vt[n0:n1, :, j0:j1], out=_buffer(dbuf, shape))
-            _dscores_tile(p, ds, d[n0:n1, i0:i1], n0, i0, j0, lq, lk, keep_prob, seed, offset)
-            t = np.matmul(ds, k[n0:n1, j0:j1], out=_buffer(tbuf, (n1 - n0, i1 - i0, e)))
-            t *= dt.type(scale)
-            dq[n0:n1, i0:i1] += t
-            dk[n0:n1, j0:j1] += np.matmul(qst, ds, out=_buffer(tbuf, (n1 - n0, e, j1 - j0))
-                                          ).transpose(0, 2, 1)
+    bq, bk, nh = _blocks(nb, lq, lk, causal, numba.get_num_threads())
+
+    def work(groups):     # a head group's dk, dv sum over its query blocks: one writer
+        pbuf, dbuf = np.empty(nh * bq * bk, dt), np.empty(nh * bq * bk, dt)
+        xbuf = np.empty(nh * bq * bk if drop else 0, dt)
+        tbuf = np.empty(nh * max(bq, bk) * max(e, ev), dt)
+        for n0, n1 in groups:
+            for i0 in range(0, lq, bq):
+                i1 = min(i0 + bq, lq)
+                qs = q[n0:n1, i0:i1] * dt.type(scale)
+                qst = qs.transpose(0, 2, 1)
+                gb, gbt = g[n0:n1, i0:i1], g[n0:n1, i0:i1].transpose(0, 2, 1)
+                for j0, j1 in _key_blocks(i0, i1, lk, bk, causal):
+                    shape = (n1 - n0, i1 - i0, j1 - j0)
+                    p = np.matmul(qs, kt[n0:n1, :, j0:j1], out=_buffer(pbuf, shape))
+                    pd = _buffer(xbuf, shape) if drop else p
+                    _probs_tile(p, n0, i0, j0, lq, lk, mask, mask_index, causal, lse[n0:n1, i0:i1],
+                                poly, keep_prob, seed, offset, pd)
+                    # dv += Pd^T do (as (do^T Pd)^T: a contiguous out)
+                    dv[n0:n1, j0:j1] += np.matmul(gbt, pd, out=_buffer(tbuf, (n1 - n0, ev, j1 - j0))
+                                                  ).transpose(0, 2, 1)
+                    ds = np.matmul(gb, vt[n0:n1, :, j0:j1], out=_buffer(dbuf, shape))
+                    _dscores_tile(p, ds, d[n0:n1, i0:i1], n0, i0, j0, lq, lk, keep_prob, seed, offset)
+                    t = np.matmul(ds, k[n0:n1, j0:j1], out=_buffer(tbuf, (n1 - n0, i1 - i0, e)))
+                    t *= dt.type(scale)
+                    dq[n0:n1, i0:i1] += t
+                    dk[n0:n1, j0:j1] += np.matmul(qst, ds, out=_buffer(tbuf, (n1 - n0, e, j1 - j0))
+                                                  ).transpose(0, 2, 1)
+
+    _run(work, nb, nh)
     return dq, dk, dv
 
 
