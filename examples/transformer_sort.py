@@ -5,7 +5,7 @@ on 2000 fresh sequences and the time, and writes the attention maps of
 every layer and head for one sequence to <out>.
 
     python examples/transformer_sort.py [--steps 600] [--seed 0] [--out transformer_sort.png]
-    python examples/transformer_sort.py --quick     # 80 steps (the test's run)
+    python examples/transformer_sort.py --quick     # 60 steps (the test's run)
 
 The model: embedding (10 digits -> 64) + sinusoidal positions, 3 pre-norm
 encoder layers (4 heads, feed-forward 128, GELU, no dropout), a final
@@ -68,14 +68,14 @@ def main():
     from tqdm import tqdm
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--quick", action="store_true", help="80 steps: a short check")
+    parser.add_argument("--quick", action="store_true", help="60 steps: a short check")
     parser.add_argument("--length", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="transformer_sort.png")
     args = parser.parse_args()
-    steps = 80 if args.quick else args.steps
+    steps = 60 if args.quick else args.steps
 
     nbdl.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
