@@ -77,7 +77,7 @@ def test_attention_fully_masked_row_gives_zeros():
     assert np.all(out[0, 1] == 0) and lse[0, 1] == -np.inf and np.all(np.isfinite(out[0, 0]))
 
 
-@pytest.mark.parametrize("dtype", [np.float32])   # (float64 runs through the attention tests' dtypes)
+@pytest.mark.parametrize("dtype", [np.float32])   # one dtype: the simulator runs each thread in Python
 def test_layer_norm(dtype):
     x = (rng.standard_normal((3, 5)) * 2 + 1).astype(dtype)
     w, b, g = rng.standard_normal(5).astype(dtype), rng.standard_normal(5).astype(dtype), \
