@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 import nbdl
-import nbdl.nn as nn
 import nbdl.nn.functional as F
+from nbdl import nn
 
 BASELINE = 1 / 6   # the MSE of always predicting the mean sum, 1.0
 
