@@ -19,11 +19,32 @@ producing the pre-activation gate gradients ``dg`` (T, B, G*H), then the weight,
 bias and input gradients are GEMMs / sums over all timesteps at once.
 Arguments are not validated here (the functional layer does that).
 """
+import contextlib
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
 SMALL_GEMM = 1 << 15    # below m*k*n multiply-adds, a hand loop beats a BLAS call
+_BLAS = []              # [threadpoolctl controller] once looked up (empty list: not yet)
+
+
+def _serial_blas(m, k, n):
+    """A context that runs BLAS on one thread while a time loop makes its per-step
+    (m, k) @ (k, n) GEMMs: with two threads, OpenBLAS makes each small GEMM wait for
+    its second thread (measured 2.5-3x slower on the 2-core VM with other work
+    running). The large GEMMs outside the loops keep every thread. Needs
+    threadpoolctl (installed with scikit-learn); without it, a no-op."""
+    if m * k * n < SMALL_GEMM:        # the hand loop: no BLAS call
+        return contextlib.nullcontext()
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _BLAS.append(ThreadpoolController())
+        except ImportError:
+            _BLAS.append(None)
+    ctl = _BLAS[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 @njit(cache=True)
@@ -335,7 +356,8 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, relu):
     out = np.empty((n_t, n_b, n_h), x.dtype)
     hprev = np.empty_like(out)
     hn = np.empty((n_b, n_h), x.dtype)
-    _rnn_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
+    with _serial_blas(n_b, n_h, n_h):
+        _rnn_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
     return out, hn, hprev
 
 
@@ -345,7 +367,8 @@ def rnn_backward(x, w_ih, w_hh, out, hprev, lengths, reverse, relu, g_out, g_hn)
     x = np.ascontiguousarray(x)
     w_ih, w_hh, g_out, g_hn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn)
     dg = np.empty_like(out)
-    gh0 = _rnn_backward_loop(g_out, g_hn, out, w_hh, lengths, reverse, relu, dg)
+    with _serial_blas(*w_hh.shape, out.shape[1]):
+        gh0 = _rnn_backward_loop(g_out, g_hn, out, w_hh, lengths, reverse, relu, dg)
     gx, gw_ih, gb = _input_grads(dg, x, w_ih)
     gw_hh = _hidden_grad(dg, hprev)
     return gx, gh0, gw_ih, gw_hh, gb
@@ -364,8 +387,9 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     gates = np.empty((n_t, n_b, 4 * n_h), x.dtype)
     hn = np.empty((n_b, n_h), x.dtype)
     cn = np.empty_like(hn)
-    _lstm_forward_loop(xw, h0, c0, np.ascontiguousarray(w_hh.T), lengths, reverse, out, hn, cn,
-                       gates, hprev, cprev, tanh_c)
+    with _serial_blas(n_b, n_h, 4 * n_h):
+        _lstm_forward_loop(xw, h0, c0, np.ascontiguousarray(w_hh.T), lengths, reverse, out, hn, cn,
+                           gates, hprev, cprev, tanh_c)
     return out, hn, cn, (gates, hprev, cprev, tanh_c)
 
 
@@ -376,7 +400,8 @@ def lstm_backward(x, w_ih, w_hh, saved, lengths, reverse, g_out, g_hn, g_cn):
     x = np.ascontiguousarray(x)
     w_ih, w_hh, g_out, g_hn, g_cn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn, g_cn)
     dg = np.empty_like(gates)
-    gh0, gc0 = _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, lengths, reverse, dg)
+    with _serial_blas(*w_hh.shape, gates.shape[1]):
+        gh0, gc0 = _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, lengths, reverse, dg)
     gx, gw_ih, gb = _input_grads(dg, x, w_ih)
     gw_hh = _hidden_grad(dg, hprev)
     return gx, gh0, gc0, gw_ih, gw_hh, gb
@@ -395,8 +420,9 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     gates = np.empty((n_t, n_b, 3 * n_h), x.dtype)
     hn = np.empty((n_b, n_h), x.dtype)
     bhh = np.zeros(3 * n_h, x.dtype) if b_hh is None else b_hh
-    _gru_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), bhh, lengths, reverse, out, hn, gates,
-                      hw_n, hprev)
+    with _serial_blas(n_b, n_h, 3 * n_h):
+        _gru_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), bhh, lengths, reverse, out, hn, gates,
+                          hw_n, hprev)
     return out, hn, (gates, hw_n, hprev)
 
 
@@ -408,7 +434,8 @@ def gru_backward(x, w_ih, w_hh, saved, lengths, reverse, g_out, g_hn):
     w_ih, w_hh, g_out, g_hn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn)
     dgx = np.empty_like(gates)
     dgh = np.empty_like(gates)
-    gh0 = _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, dgx, dgh)
+    with _serial_blas(*w_hh.shape, gates.shape[1]):
+        gh0 = _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, dgx, dgh)
     gx, gw_ih, gb_ih = _input_grads(dgx, x, w_ih)
     gw_hh = _hidden_grad(dgh, hprev)
     return gx, gh0, gw_ih, gw_hh, gb_ih, dgh.reshape(-1, dgh.shape[2]).sum(0)
