@@ -22,15 +22,23 @@ demo: $(VENV)/.examples
 	$(BIN)/python examples/quickstart.py
 
 # The CUDA kernels run twice without a GPU: compiled for an H100 by compile_ptx in
-# the first run, executed by Numba's simulator in the second (the two cannot share
-# a process). On a GPU machine the first run also executes them for real.
+# the main run, executed by Numba's simulator in a second run (the two cannot share
+# a process; each kernel family's simulator tests are tests/test_cuda_kernels*.py).
+# On a GPU machine the main run also executes them for real. Both runs are mostly
+# single-threaded Numba compilation from a cold cache, so they run side by side;
+# the simulator run's log is printed when it ends.
+SIM_LOG := .pytest-simulator.log
 test: $(VENV)/.dev
-	$(PYTEST)
-	NUMBA_ENABLE_CUDASIM=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 $(PYTEST) tests/test_cuda_kernels*.py tests/test_device.py
+	@NUMBA_ENABLE_CUDASIM=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 $(PYTEST) \
+	  tests/test_cuda_kernels*.py tests/test_device.py > $(SIM_LOG) 2>&1 & sim=$$!; \
+	$(PYTEST); main=$$?; \
+	wait $$sim; simrc=$$?; \
+	echo "---- simulator run (NUMBA_ENABLE_CUDASIM=1) ----"; cat $(SIM_LOG); \
+	test $$main -eq 0 -a $$simrc -eq 0
 
 bench: $(VENV)/.dev
 	cd asv_benchmarks && ../$(BIN)/asv machine --yes && \
 	  ../$(BIN)/asv run --python=same --set-commit-hash $$(git rev-parse HEAD) --show-stderr
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache asv_benchmarks/results asv_benchmarks/html
+	rm -rf $(VENV) build *.egg-info .pytest_cache $(SIM_LOG) asv_benchmarks/results asv_benchmarks/html

@@ -114,7 +114,7 @@ def test_device_errors():
             x + x.to("cuda")
 
 
-OPTIMIZERS = {   # each ~50 s in the simulator: two there, all on a GPU
+OPTIMIZERS = {   # each ~50 s in the simulator: the first there (noise: the RNG too), all on a GPU
     "sgd-nesterov-noise": lambda ps: nbdl.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
                                                     weight_decay=1e-3, grad_noise=True),
     "adam": lambda ps: nbdl.optim.Adam(ps, lr=1e-2),
@@ -125,7 +125,7 @@ OPTIMIZERS = {   # each ~50 s in the simulator: two there, all on a GPU
 
 
 @needs_cuda
-@pytest.mark.parametrize("name", list(OPTIMIZERS)[:2] if nbdl.cuda.is_simulator() else list(OPTIMIZERS))
+@pytest.mark.parametrize("name", list(OPTIMIZERS)[:1] if nbdl.cuda.is_simulator() else list(OPTIMIZERS))
 def test_tiny_mlp_training_matches_cpu(name):
     """MLP 8-16-3 on 32 samples, 3 steps: the same trajectory on both devices (1e-5)."""
     make_opt = OPTIMIZERS[name]
