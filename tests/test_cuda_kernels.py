@@ -10,19 +10,10 @@ import inspect
 import numba
 import numpy as np
 import pytest
+from helpers import have_cuda_device
 
 
-def _have_device():
-    if numba.config.ENABLE_CUDASIM:
-        return True
-    try:
-        from numba import cuda
-        return cuda.is_available()
-    except Exception:
-        return False
-
-
-if not _have_device():
+if not have_cuda_device():
     pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU", allow_module_level=True)
 
 from numba import cuda  # noqa: E402

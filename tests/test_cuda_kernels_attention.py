@@ -5,22 +5,12 @@ masks, a fully masked row, dropout (the same draws on both devices); and
 F.scaled_dot_product_attention on "cuda" against "cpu". Runs in Numba's CUDA
 simulator (NUMBA_ENABLE_CUDASIM=1, a pytest process of its own) or on a GPU.
 """
-import numba
 import numpy as np
 import pytest
+from helpers import have_cuda_device
 
 
-def _have_device():
-    if numba.config.ENABLE_CUDASIM:
-        return True
-    try:
-        from numba import cuda
-        return cuda.is_available()
-    except Exception:
-        return False
-
-
-if not _have_device():
+if not have_cuda_device():
     pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU", allow_module_level=True)
 
 from numba import cuda

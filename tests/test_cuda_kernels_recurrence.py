@@ -4,22 +4,12 @@ gradient, both directions, variable lengths, with and without biases; and an
 nn.GRU moved to "cuda" against the same module on "cpu". Runs in Numba's CUDA
 simulator (NUMBA_ENABLE_CUDASIM=1, a pytest process of its own) or on a GPU.
 """
-import numba
 import numpy as np
 import pytest
+from helpers import have_cuda_device
 
 
-def _have_device():
-    if numba.config.ENABLE_CUDASIM:
-        return True
-    try:
-        from numba import cuda
-        return cuda.is_available()
-    except Exception:
-        return False
-
-
-if not _have_device():
+if not have_cuda_device():
     pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU", allow_module_level=True)
 
 from nbdl.kernels.cpu import recurrence as C

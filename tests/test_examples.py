@@ -2,16 +2,8 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def run(script, *args, cwd):
-    out = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=cwd,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+from helpers import EXAMPLES, run_example as run
 
 
 def test_quickstart_reaches_96_percent(tmp_path):

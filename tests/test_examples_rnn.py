@@ -1,18 +1,8 @@
 """The recurrence examples run as a user runs them (quick mode) and do what they say."""
 import math
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def run(script, *args, cwd):
-    out = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=cwd,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+from helpers import run_example as run
 
 
 def test_sequence_memory_lstm_learns_rnn_does_worse(tmp_path):
