@@ -8,20 +8,25 @@ Layouts (NCHW, torch's weight layouts):
   -> (N, O, OH, OW), OH = (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1; it is the
   adjoint of conv2d w.r.t. its input (the gradient of conv2d's input).
 
-The images are processed in blocks of ``nb`` whose column matrices fit in
-the cache (``_block``): ``cols`` has shape (nb, C * kh * kw, OH * OW); row
+The images are split among threads (``_threads.split_run``: serial GIL-free
+kernels and single-threaded BLAS per thread, one hand-off per op) and each
+thread processes its images in blocks of ``nb`` whose column matrices fit in
+the cache (``_blocks``): ``cols`` has shape (nb, C * kh * kw, OH * OW); row
 (c * kh + ki) * kw + kj, column i * OW + j of image b holds the padded input
 at (n0 + b, c, i * sh - ph + ki * dh, j * sw - pw + kj * dw) (0 outside).
 Each image's GEMM then reads and writes NCHW directly (no transposes), and
 the columns never leave the cache. Arguments are not validated here (the
-functional layer does that); the GEMMs run from Python (np.matmul on the
-block, so BLAS threads, never inside a prange body).
+functional layer does that).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from nbdl.kernels.cpu._threads import split_run
 
 # bytes of column matrix per block of images: the cache a block's columns live in
 BLOCK_BYTES = 1 << 20
+# multiply-adds below which a thread of its own does not pay for its hand-off
+THREAD_WORK = 1 << 22
 
 
 @njit(cache=True, inline="always")
@@ -34,16 +39,15 @@ def _valid_range(kj, sw, pw, dw, ow, w):
     return min(lo, hi), hi
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
-    """Fill ``cols`` (nb, C*kh*kw, oh*ow) from images n0 .. n0 + nb of ``x``
-    (N, C, H, W); parallel over (image, channel) pairs, each writing its own rows."""
+    """Fill ``cols`` (nb, C*kh*kw, oh*ow) from images n0 .. n0 + nb of ``x`` (N, C, H, W)."""
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
     nb = cols.shape[0]
     src = x.reshape(-1)
     dst = cols.reshape(-1)
     zero = x.dtype.type(0)
-    for bc in prange(nb * n_ch):
+    for bc in range(nb * n_ch):
         c = bc % n_ch
         plane = ((n0 + bc // n_ch) * n_ch + c) * h * w
         for ki in range(kh):
@@ -71,16 +75,15 @@ def im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
                         dst[r + j] = zero
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def col2im(cols, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, bias, has_bias, out):
     """Scatter-add ``cols`` (nb, C*kh*kw, oh*ow) into images n0 .. n0 + nb of
-    ``out`` (N, C, H, W) (the adjoint of im2col), plus ``bias`` (C,) when
-    ``has_bias``; parallel over (image, channel) planes, one thread per plane."""
+    ``out`` (N, C, H, W) (the adjoint of im2col), plus ``bias`` (C,) when ``has_bias``."""
     n_ch, h, w = out.shape[1], out.shape[2], out.shape[3]
     nb = cols.shape[0]
     src = cols.reshape(-1)
     dst = out.reshape(-1)
-    for bc in prange(nb * n_ch):
+    for bc in range(nb * n_ch):
         c = bc % n_ch
         plane = ((n0 + bc // n_ch) * n_ch + c) * h * w
         init = bias[c] if has_bias else out.dtype.type(0)
@@ -105,24 +108,21 @@ def col2im(cols, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, bias, has_bias, out
                             dst[d + j * sw] += src[r + j]
 
 
-@njit(cache=True, parallel=True)
-def _add_bias(out, bias):
-    """out (N, O, L) += bias (O,); parallel over (n, o)."""
-    n_out = out.shape[1]
-    for no in prange(out.shape[0] * n_out):
-        out[no // n_out, no % n_out] += bias[no % n_out]
-
-
 def _bias(b, dtype):
     if b is None:
         return np.zeros(1, dtype), False
     return np.ascontiguousarray(b, dtype=dtype), True
 
 
-def _blocks(n_img, rows, length, itemsize):
-    """[(n0, n1)]: images in blocks whose (rows, length) column matrices fill BLOCK_BYTES."""
-    nb = max(1, min(n_img, BLOCK_BYTES // max(1, rows * length * itemsize)))
-    return [(n0, min(n_img, n0 + nb)) for n0 in range(0, n_img, nb)]
+def _min_images(macs_per_image):
+    """The fewest images worth a thread of their own."""
+    return -(-THREAD_WORK // max(1, macs_per_image))
+
+
+def _blocks(i0, i1, rows, length, itemsize):
+    """[(n0, n1)]: images i0 .. i1 in blocks whose (rows, length) column matrices fill BLOCK_BYTES."""
+    nb = max(1, BLOCK_BYTES // max(1, rows * length * itemsize))
+    return [(n0, min(i1, n0 + nb)) for n0 in range(i0, i1, nb)]
 
 
 def conv2d(x, w, b, stride, padding, dilation, groups):
@@ -139,13 +139,18 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     og, kk = n_out // groups, cg * kh * kw
     wg = w.reshape(groups, og, kk)
     out = np.empty((n_img, n_out, oh * ow), x.dtype)
-    for n0, n1 in _blocks(n_img, n_ch * kh * kw, oh * ow, x.itemsize):
-        cols = np.empty((n1 - n0, n_ch * kh * kw, oh * ow), x.dtype)
-        im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
-        for g in range(groups):        # one GEMM per image and group
-            np.matmul(wg[g], cols[:, g * kk:(g + 1) * kk], out=out[n0:n1, g * og:(g + 1) * og])
-    if b is not None:
-        _add_bias(out, np.ascontiguousarray(b, dtype=x.dtype))
+    bias = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)[:, None]
+
+    def images(i0, i1):
+        for n0, n1 in _blocks(i0, i1, n_ch * kh * kw, oh * ow, x.itemsize):
+            cols = np.empty((n1 - n0, n_ch * kh * kw, oh * ow), x.dtype)
+            im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+            for g in range(groups):        # one GEMM per image and group
+                np.matmul(wg[g], cols[:, g * kk:(g + 1) * kk], out=out[n0:n1, g * og:(g + 1) * og])
+            if bias is not None:
+                out[n0:n1] += bias
+
+    split_run(images, n_img, _min_images(n_out * kk * oh * ow))
     return out.reshape(n_img, n_out, oh, ow)
 
 
@@ -166,12 +171,16 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
     xs = x.reshape(n_img, n_ch, h * wd)
     out = np.empty((n_img, n_out, oh, ow), x.dtype)
     bias, has_bias = _bias(b, x.dtype)
-    for n0, n1 in _blocks(n_img, n_out * kh * kw, h * wd, x.itemsize):
-        cols = np.empty((n1 - n0, n_out * kh * kw, h * wd), x.dtype)
-        for g in range(groups):        # one GEMM per image and group
-            np.matmul(wt[g], xs[n0:n1, g * cg:(g + 1) * cg], out=cols[:, g * kk:(g + 1) * kk])
-        # the input's positions are the "output" positions of the conv that this op transposes
-        col2im(cols, n0, kh, kw, sh, sw, ph, pw, dh, dw, h, wd, bias, has_bias, out)
+
+    def images(i0, i1):
+        for n0, n1 in _blocks(i0, i1, n_out * kh * kw, h * wd, x.itemsize):
+            cols = np.empty((n1 - n0, n_out * kh * kw, h * wd), x.dtype)
+            for g in range(groups):        # one GEMM per image and group
+                np.matmul(wt[g], xs[n0:n1, g * cg:(g + 1) * cg], out=cols[:, g * kk:(g + 1) * kk])
+            # the input's positions are the "output" positions of the conv that this op transposes
+            col2im(cols, n0, kh, kw, sh, sw, ph, pw, dh, dw, h, wd, bias, has_bias, out)
+
+    split_run(images, n_img, _min_images(n_ch * kk * h * wd))
     return out
 
 
@@ -189,13 +198,18 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     cg, og = n_ch // groups, n_out // groups
     kk = cg * kh * kw
-    gw = np.zeros((n_out, kk), x.dtype)
-    part = np.empty((og, kk), x.dtype)
-    for n0, n1 in _blocks(n_img, n_ch * kh * kw, oh * ow, x.itemsize):
-        cols = np.empty((n1 - n0, n_ch * kh * kw, oh * ow), x.dtype)
-        im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
-        for n in range(n1 - n0):
-            for g in range(groups):    # one GEMM per image and group, summed
-                np.dot(gys[n0 + n, g * og:(g + 1) * og], cols[n, g * kk:(g + 1) * kk].T, out=part)
-                gw[g * og:(g + 1) * og] += part
-    return gw.reshape(n_out, cg, kh, kw)
+
+    def images(i0, i1):
+        """This thread's share of gw: the sum over images i0 .. i1."""
+        gw = np.zeros((n_out, kk), x.dtype)
+        part = np.empty((og, kk), x.dtype)
+        for n0, n1 in _blocks(i0, i1, n_ch * kh * kw, oh * ow, x.itemsize):
+            cols = np.empty((n1 - n0, n_ch * kh * kw, oh * ow), x.dtype)
+            im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+            for n in range(n1 - n0):
+                for g in range(groups):    # one GEMM per image and group, summed
+                    np.dot(gys[n0 + n, g * og:(g + 1) * og], cols[n, g * kk:(g + 1) * kk].T, out=part)
+                    gw[g * og:(g + 1) * og] += part
+        return gw
+
+    return sum(split_run(images, n_img, _min_images(n_out * kk * oh * ow))).reshape(n_out, cg, kh, kw)
