@@ -12,7 +12,7 @@ _executor = []      # [ThreadPoolExecutor] once created
 _controller = []    # [threadpoolctl controller or None] once looked up
 
 
-def _serial_blas():
+def serial_blas():
     """A context limiting BLAS to one thread (a no-op without threadpoolctl)."""
     import contextlib
     if not _controller:
@@ -36,7 +36,7 @@ def split_run(work, n_items, min_items=1):
         from concurrent.futures import ThreadPoolExecutor
         _executor.append(ThreadPoolExecutor(numba.config.NUMBA_NUM_THREADS,
                                             thread_name_prefix="nbdl-cpu"))
-    with _serial_blas():
+    with serial_blas():
         futures = [_executor[0].submit(work, bounds[w], bounds[w + 1]) for w in range(1, workers)]
         first = work(bounds[0], bounds[1])
         return [first] + [f.result() for f in futures]

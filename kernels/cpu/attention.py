@@ -40,6 +40,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._threads import split_run
 from .random import uniform_at
 
 BLOCK_Q = 256
@@ -210,28 +211,13 @@ def _buffer(buf, shape):
     return buf[:math.prod(shape)].reshape(shape)
 
 
-_executor = None
-
-
 def _run(work, nb, nh):
     """work(groups) over the head groups [(n0, n1)] of ``nh`` heads, split among
     Numba's thread count of Python threads (the tile kernels release the GIL),
     each calling single-threaded BLAS: one parallel section per call, not one
     per tile. A single group runs here, with BLAS on all threads."""
-    global _executor
     groups = [(n0, min(n0 + nh, nb)) for n0 in range(0, nb, nh)]
-    workers = min(numba.get_num_threads(), len(groups))
-    if workers == 1:
-        work(groups)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-    if _executor is None or _executor._max_workers < workers:
-        _executor = ThreadPoolExecutor(workers, thread_name_prefix="nbdl-attention")
-    with threadpool_limits(1, user_api="blas"):
-        for f in [_executor.submit(work, groups[w::workers]) for w in range(workers)]:
-            f.result()
+    split_run(lambda g0, g1: work(groups[g0:g1]), len(groups))
 
 
 def _drop_args(keep_prob, seed, offset):

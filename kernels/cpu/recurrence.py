@@ -25,26 +25,19 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from nbdl.kernels.cpu._threads import serial_blas
+
 SMALL_GEMM = 1 << 15    # below m*k*n multiply-adds, a hand loop beats a BLAS call
-_BLAS = []              # [threadpoolctl controller] once looked up (empty list: not yet)
 
 
 def _serial_blas(m, k, n):
     """A context that runs BLAS on one thread while a time loop makes its per-step
     (m, k) @ (k, n) GEMMs: with two threads, OpenBLAS makes each small GEMM wait for
     its second thread (measured 2.5-3x slower on the 2-core VM with other work
-    running). The large GEMMs outside the loops keep every thread. Needs
-    threadpoolctl (installed with scikit-learn); without it, a no-op."""
+    running). The large GEMMs outside the loops keep every thread."""
     if m * k * n < SMALL_GEMM:        # the hand loop: no BLAS call
         return contextlib.nullcontext()
-    if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _BLAS.append(ThreadpoolController())
-        except ImportError:
-            _BLAS.append(None)
-    ctl = _BLAS[0]
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+    return serial_blas()
 
 
 @njit(cache=True)

@@ -1,6 +1,5 @@
 """Reduction CPU kernels (numpy's pairwise sums are accurate and one pass)
 and the fused row kernels softmax / log_softmax / logsumexp over the last axis."""
-import math
 
 import numpy as np
 from numba import njit, prange
