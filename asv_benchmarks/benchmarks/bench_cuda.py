@@ -68,3 +68,80 @@ class CudaMLPStep:
         loss.backward()
         self.opt.step()
         self.sync()
+
+
+class CudaConv2d:
+    """conv2d forward+backward (dx, dw) in float32 on the GPU, on bench_conv's
+    four shapes, beside torch's cuDNN (TF32 off, so both compute in float32)."""
+    params = [["N32_3to16_32x32_k3", "N32_16to32_32x32_k3", "N64_64to64_16x16_k3",
+               "N8_64to128_56x56_k3s2"], ["nbdl", "torch"]]
+    param_names = ["shape", "framework"]
+
+    def setup(self, shape, framework):
+        from .bench_conv import SHAPES
+        n, cin, cout, hw, k, p, s = SHAPES[shape]
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((n, cin, hw, hw)).astype(np.float32)
+        w = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+        self.kw = dict(padding=p, stride=s)
+        if framework == "nbdl":
+            nbdl = _require_gpu()
+            self.x = nbdl.tensor(x).to("cuda").requires_grad_()
+            self.w = nbdl.tensor(w).to("cuda").requires_grad_()
+            self.conv, self.grad = nbdl.nn.functional.conv2d, nbdl.grad
+            self.sync = nbdl.cuda.synchronize
+        else:
+            import torch
+            if not torch.cuda.is_available():
+                raise NotImplementedError("needs a CUDA GPU")
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cudnn.benchmark = True
+            self.x = torch.tensor(x, device="cuda", requires_grad=True)
+            self.w = torch.tensor(w, device="cuda", requires_grad=True)
+            self.conv, self.grad = torch.nn.functional.conv2d, torch.autograd.grad
+            self.sync = torch.cuda.synchronize
+        for _ in range(3):
+            self.time_forward_backward(shape, framework)
+
+    def time_forward_backward(self, shape, framework):
+        self.grad(self.conv(self.x, self.w, **self.kw).sum(), [self.x, self.w])
+        self.sync()
+
+
+def main():
+    """The GPU table of the conv issue: median ms of 20 calls, nbdl and cuDNN.
+    Run as ``cd asv_benchmarks && python -m benchmarks.bench_cuda``."""
+    import time
+    from .bench_conv import SHAPES
+    print("| shape | nbdl ms | cuDNN ms | ratio | nbdl GFLOP/s |")
+    print("|---|---:|---:|---:|---:|")
+    for shape, (n, cin, cout, hw, k, p, s) in SHAPES.items():
+        ms = {}
+        for fw in ("nbdl", "torch"):
+            bench = CudaConv2d()
+            bench.setup(shape, fw)
+            times = []
+            for _ in range(20):
+                t = time.perf_counter()
+                bench.time_forward_backward(shape, fw)
+                times.append(time.perf_counter() - t)
+            ms[fw] = 1e3 * float(np.median(times))
+        out_hw = (hw + 2 * p - k) // s + 1
+        flops = 3 * 2 * n * cout * out_hw * out_hw * cin * k * k
+        print(f"| {shape} | {ms['nbdl']:.3f} | {ms['torch']:.3f} | {ms['nbdl'] / ms['torch']:.1f} | "
+              f"{flops / ms['nbdl'] / 1e6:.0f} |", flush=True)
+    for cls, args in ((CudaOptimizerStep, ("SGD-momentum",)), (CudaOptimizerStep, ("Adam",)),
+                      (CudaDeviceCopy, ()), (CudaMLPStep, ())):
+        bench = cls()
+        bench.setup(*args)
+        method = getattr(bench, next(m for m in dir(bench) if m.startswith("time_")))
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            method(*args)
+            times.append(time.perf_counter() - t)
+        print(f"{cls.__name__}{args}: {1e3 * float(np.median(times)):.3f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
