@@ -15,6 +15,29 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("GOMP_SPINCOUNT", "0")
 
+
+def _keep_freed_memory():
+    """By default glibc returns each freed block over 128 KB-32 MB to the OS, so the
+    next op's temporaries page-fault in again, zero-filled: an LSTM's saved gates or
+    conv's columns spent 15% of an op in page faults (measured, LSTM T=200 B=16
+    H=256 forward+backward: 125 ms, 107 ms with freed memory kept). Blocks up to
+    256 MB are reused from the heap instead, and the heap is trimmed only past 512 MB
+    free. NBDL_KEEP_FREED_MEMORY=0 leaves malloc as it is."""
+    if _os.environ.get("NBDL_KEEP_FREED_MEMORY", "1") == "0":
+        return
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 256 << 20)
+        libc.mallopt(m_trim_threshold, 512 << 20)
+    except (OSError, AttributeError, TypeError):     # not glibc: nothing to tune
+        pass
+
+
+_keep_freed_memory()
+
 from nbdl import kernel_table as _kernel_table  # noqa: F401  (registers the built-in kernels)
 from nbdl.autograd import (Function, detect_anomaly, enable_grad, grad, gradcheck, gradgradcheck,
                            is_grad_enabled, no_grad, set_grad_enabled)

@@ -11,42 +11,32 @@ Layouts (torch's, time-major; G = 1, 4 or 3 gates):
   starts at its last valid step.
 
 Each forward does the input projection of all timesteps as one GEMM, then the
-whole time loop in one @njit kernel (the recurrent product of a step is a BLAS
-GEMM, or a hand loop for small sizes where BLAS's call overhead dominates),
+whole time loop in one @njit kernel (the recurrent product of a step is numpy's
+BLAS GEMM on its threads, or a hand loop for small sizes where BLAS's call
+overhead dominates),
 saving what backward needs: the states before each step (``hprev``, ``cprev``)
 and the gate activations. Each backward runs the time loop in one @njit kernel
 producing the pre-activation gate gradients ``dg`` (T, B, G*H), then the weight,
 bias and input gradients are GEMMs / sums over all timesteps at once.
 Arguments are not validated here (the functional layer does that).
 """
-import contextlib
-
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from nbdl.kernels.cpu._threads import serial_blas
+from nbdl.kernels.cpu import _blas
 
 SMALL_GEMM = 1 << 15    # below m*k*n multiply-adds, a hand loop beats a BLAS call
 
 
-def _serial_blas(m, k, n):
-    """A context that runs BLAS on one thread while a time loop makes its per-step
-    (m, k) @ (k, n) GEMMs: with two threads, OpenBLAS makes each small GEMM wait for
-    its second thread (measured 2.5-3x slower on the 2-core VM with other work
-    running). The large GEMMs outside the loops keep every thread."""
-    if m * k * n < SMALL_GEMM:        # the hand loop: no BLAS call
-        return contextlib.nullcontext()
-    return serial_blas()
-
-
 @njit(cache=True)
 def _gemm(a, b, out):
-    """out (M, N) = a (M, K) @ b (K, N), all C-contiguous."""
+    """out (M, N) = a (M, K) @ b (K, N), all C-contiguous: numpy's BLAS (its threads;
+    see _blas), or a hand loop for small sizes."""
     m, k = a.shape
     n = b.shape[1]
     if m * k * n >= SMALL_GEMM:
-        np.dot(a, b, out)
+        _blas.gemm(a, b, out)
     else:
         for i in range(m):
             for j in range(n):
@@ -349,8 +339,8 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, relu):
     out = np.empty((n_t, n_b, n_h), x.dtype)
     hprev = np.empty_like(out)
     hn = np.empty((n_b, n_h), x.dtype)
-    with _serial_blas(n_b, n_h, n_h):
-        _rnn_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
+    _blas.register()
+    _rnn_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
     return out, hn, hprev
 
 
@@ -360,8 +350,8 @@ def rnn_backward(x, w_ih, w_hh, out, hprev, lengths, reverse, relu, g_out, g_hn)
     x = np.ascontiguousarray(x)
     w_ih, w_hh, g_out, g_hn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn)
     dg = np.empty_like(out)
-    with _serial_blas(*w_hh.shape, out.shape[1]):
-        gh0 = _rnn_backward_loop(g_out, g_hn, out, w_hh, lengths, reverse, relu, dg)
+    _blas.register()
+    gh0 = _rnn_backward_loop(g_out, g_hn, out, w_hh, lengths, reverse, relu, dg)
     gx, gw_ih, gb = _input_grads(dg, x, w_ih)
     gw_hh = _hidden_grad(dg, hprev)
     return gx, gh0, gw_ih, gw_hh, gb
@@ -380,9 +370,9 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     gates = np.empty((n_t, n_b, 4 * n_h), x.dtype)
     hn = np.empty((n_b, n_h), x.dtype)
     cn = np.empty_like(hn)
-    with _serial_blas(n_b, n_h, 4 * n_h):
-        _lstm_forward_loop(xw, h0, c0, np.ascontiguousarray(w_hh.T), lengths, reverse, out, hn, cn,
-                           gates, hprev, cprev, tanh_c)
+    _blas.register()
+    _lstm_forward_loop(xw, h0, c0, np.ascontiguousarray(w_hh.T), lengths, reverse, out, hn, cn,
+                       gates, hprev, cprev, tanh_c)
     return out, hn, cn, (gates, hprev, cprev, tanh_c)
 
 
@@ -393,8 +383,8 @@ def lstm_backward(x, w_ih, w_hh, saved, lengths, reverse, g_out, g_hn, g_cn):
     x = np.ascontiguousarray(x)
     w_ih, w_hh, g_out, g_hn, g_cn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn, g_cn)
     dg = np.empty_like(gates)
-    with _serial_blas(*w_hh.shape, gates.shape[1]):
-        gh0, gc0 = _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, lengths, reverse, dg)
+    _blas.register()
+    gh0, gc0 = _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, lengths, reverse, dg)
     gx, gw_ih, gb = _input_grads(dg, x, w_ih)
     gw_hh = _hidden_grad(dg, hprev)
     return gx, gh0, gc0, gw_ih, gw_hh, gb
@@ -413,9 +403,9 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     gates = np.empty((n_t, n_b, 3 * n_h), x.dtype)
     hn = np.empty((n_b, n_h), x.dtype)
     bhh = np.zeros(3 * n_h, x.dtype) if b_hh is None else b_hh
-    with _serial_blas(n_b, n_h, 3 * n_h):
-        _gru_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), bhh, lengths, reverse, out, hn, gates,
-                          hw_n, hprev)
+    _blas.register()
+    _gru_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), bhh, lengths, reverse, out, hn, gates,
+                      hw_n, hprev)
     return out, hn, (gates, hw_n, hprev)
 
 
@@ -427,8 +417,8 @@ def gru_backward(x, w_ih, w_hh, saved, lengths, reverse, g_out, g_hn):
     w_ih, w_hh, g_out, g_hn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn)
     dgx = np.empty_like(gates)
     dgh = np.empty_like(gates)
-    with _serial_blas(*w_hh.shape, gates.shape[1]):
-        gh0 = _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, dgx, dgh)
+    _blas.register()
+    gh0 = _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, dgx, dgh)
     gx, gw_ih, gb_ih = _input_grads(dgx, x, w_ih)
     gw_hh = _hidden_grad(dgh, hprev)
     return gx, gh0, gw_ih, gw_hh, gb_ih, dgh.reshape(-1, dgh.shape[2]).sum(0)

@@ -1,0 +1,86 @@
+"""numpy's own BLAS GEMM, callable from @njit kernels: ``gemm(a, b, out)``.
+
+Numba's ``np.dot`` inside @njit calls scipy's bundled OpenBLAS, a second library
+beside numpy's with a thread pool of its own. Alternating the two pools makes each
+wait for the other's threads to sleep, and scipy's build was also the slower one on
+the small-M GEMMs of a recurrence step (measured on the 2-core VM, one thread,
+(8, 256) @ (256, 1024): 17 GFLOP/s against numpy's 37). So the kernels that call a
+GEMM per step call numpy's ``cblas_sgemm`` / ``cblas_dgemm`` instead: ``register()``
+finds them in numpy's OpenBLAS (through threadpoolctl) and gives LLVM their
+addresses under fixed names, which the @njit code links to by name (so
+``cache=True`` still works). Where numpy's BLAS is not an ILP64 OpenBLAS, the
+names go to small compiled wrappers around Numba's ``np.dot`` instead.
+
+Call ``register()`` before the first call of a kernel that uses ``gemm``.
+"""
+import ctypes
+
+import numpy as np
+from llvmlite import binding as llvm
+from numba import carray, cfunc, njit, types
+
+_NAMES = {np.float32: "nbdl_numpy_sgemm", np.float64: "nbdl_numpy_dgemm"}
+_ROW_MAJOR, _NO_TRANS = 101, 111
+
+
+def _signature(real):
+    """cblas_?gemm(order, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), ILP64."""
+    i32, i64, ptr = types.int32, types.int64, types.voidptr
+    return types.void(i32, i32, i32, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64)
+
+
+_sgemm = types.ExternalFunction(_NAMES[np.float32], _signature(types.float32))
+_dgemm = types.ExternalFunction(_NAMES[np.float64], _signature(types.float64))
+_registered = []
+
+
+def _numpy_openblas():
+    """numpy's OpenBLAS as (ctypes library, symbol prefix, suffix), or None."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    version = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {}).get("version")
+    for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+        prefix, suffix = getattr(lib, "_symbol_prefix", ""), getattr(lib, "_symbol_suffix", "")
+        if lib.version == version and suffix.startswith("64"):      # numpy's, with 64-bit ints
+            return lib.dynlib, prefix, suffix
+    return None
+
+
+def _np_dot_fallback(real, dtype):
+    """A cblas_?gemm replacement (row-major, no transposes) around Numba's np.dot."""
+    @cfunc(_signature(real), cache=True)
+    def gemm_by_np_dot(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        out = carray(c, (m, n), dtype)
+        np.dot(carray(a, (m, k), dtype), carray(b, (k, n), dtype), out)
+    return gemm_by_np_dot.address
+
+
+def register():
+    """Give LLVM the addresses of numpy's GEMMs (or of the np.dot fallbacks) under
+    the names ``gemm`` links to. Idempotent; returns "numpy" or "np.dot"."""
+    if not _registered:
+        found = _numpy_openblas()
+        for dtype, letter, real in ((np.float32, "s", types.float32), (np.float64, "d", types.float64)):
+            if found:
+                lib, prefix, suffix = found
+                address = ctypes.cast(getattr(lib, f"{prefix}cblas_{letter}gemm{suffix}"), ctypes.c_void_p).value
+            else:
+                address = _np_dot_fallback(real, dtype)
+            llvm.add_symbol(_NAMES[dtype], address)
+        _registered.append("numpy" if found else "np.dot")
+    return _registered[0]
+
+
+@njit(cache=True, nogil=True)
+def gemm(a, b, out):
+    """out (M, N) = a (M, K) @ b (K, N): C-contiguous arrays of one float dtype."""
+    m, k = a.shape
+    n = b.shape[1]
+    if a.itemsize == 4:                # float32
+        _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1), a.ctypes, max(k, 1),
+               b.ctypes, max(n, 1), np.float32(0), out.ctypes, max(n, 1))
+    else:
+        _dgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes, max(k, 1),
+               b.ctypes, max(n, 1), 0.0, out.ctypes, max(n, 1))
