@@ -25,64 +25,83 @@ def _grads(ctx, arrays):
                  for a, need in zip(arrays, ctx.needs_input_grad))
 
 
+def _swap(a, batch_first, device):
+    """The (B, T, .) <-> (T, B, .) view of a kernel array when batch_first (the kernels
+    run time-major; swapping here keeps the transposes off the tape)."""
+    return kernel("permute", device)(a, (1, 0, 2)) if batch_first else a
+
+
 class _RNN(Function):
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, relu):
-        out, hn, hprev = kernel("rnn_forward", x.device)(
-            x.data, h0.data, w_ih.data, w_hh.data, None if b_ih is None else b_ih.data,
-            None if b_hh is None else b_hh.data, lengths, reverse, relu)
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, relu, batch_first):
+        dev = x.device
+        out, hn, hprev = kernel("rnn_forward", dev)(
+            _swap(x.data, batch_first, dev), h0.data, w_ih.data, w_hh.data,
+            None if b_ih is None else b_ih.data, None if b_hh is None else b_hh.data, lengths,
+            reverse, relu)
         ctx.save_for_backward(x, w_ih, w_hh)
-        ctx.arrays = (out, hprev, lengths, reverse, relu)
-        return Tensor(out), Tensor(hn)
+        ctx.arrays = (out, hprev, lengths, reverse, relu, batch_first)
+        return Tensor(_swap(out, batch_first, dev)), Tensor(hn)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out, g_hn):
         x, w_ih, w_hh = ctx.saved_tensors
-        out, hprev, lengths, reverse, relu = ctx.arrays
-        gx, gh0, gw_ih, gw_hh, gb = kernel("rnn_backward", x.device)(
-            x.data, w_ih.data, w_hh.data, out, hprev, lengths, reverse, relu, g_out.data, g_hn.data)
-        return _grads(ctx, (gx, gh0, gw_ih, gw_hh, gb, gb)) + (None, None, None)
+        out, hprev, lengths, reverse, relu, batch_first = ctx.arrays
+        dev = x.device
+        gx, gh0, gw_ih, gw_hh, gb = kernel("rnn_backward", dev)(
+            _swap(x.data, batch_first, dev), w_ih.data, w_hh.data, out, hprev, lengths, reverse, relu,
+            _swap(g_out.data, batch_first, dev), g_hn.data)
+        gx = _swap(gx, batch_first, dev)
+        return _grads(ctx, (gx, gh0, gw_ih, gw_hh, gb, gb)) + (None, None, None, None)
 
 
 class _LSTM(Function):
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
-        out, hn, cn, saved = kernel("lstm_forward", x.device)(
-            x.data, h0.data, c0.data, w_ih.data, w_hh.data, None if b_ih is None else b_ih.data,
-            None if b_hh is None else b_hh.data, lengths, reverse)
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, batch_first):
+        dev = x.device
+        out, hn, cn, saved = kernel("lstm_forward", dev)(
+            _swap(x.data, batch_first, dev), h0.data, c0.data, w_ih.data, w_hh.data,
+            None if b_ih is None else b_ih.data, None if b_hh is None else b_hh.data, lengths, reverse)
         ctx.save_for_backward(x, w_ih, w_hh)
-        ctx.arrays = (saved, lengths, reverse)
-        return Tensor(out), Tensor(hn), Tensor(cn)
+        ctx.arrays = (saved, lengths, reverse, batch_first)
+        return Tensor(_swap(out, batch_first, dev)), Tensor(hn), Tensor(cn)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out, g_hn, g_cn):
         x, w_ih, w_hh = ctx.saved_tensors
-        saved, lengths, reverse = ctx.arrays
-        gx, gh0, gc0, gw_ih, gw_hh, gb = kernel("lstm_backward", x.device)(
-            x.data, w_ih.data, w_hh.data, saved, lengths, reverse, g_out.data, g_hn.data, g_cn.data)
-        return _grads(ctx, (gx, gh0, gc0, gw_ih, gw_hh, gb, gb)) + (None, None)
+        saved, lengths, reverse, batch_first = ctx.arrays
+        dev = x.device
+        gx, gh0, gc0, gw_ih, gw_hh, gb = kernel("lstm_backward", dev)(
+            _swap(x.data, batch_first, dev), w_ih.data, w_hh.data, saved, lengths, reverse,
+            _swap(g_out.data, batch_first, dev), g_hn.data, g_cn.data)
+        gx = _swap(gx, batch_first, dev)
+        return _grads(ctx, (gx, gh0, gc0, gw_ih, gw_hh, gb, gb)) + (None, None, None)
 
 
 class _GRU(Function):
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
-        out, hn, saved = kernel("gru_forward", x.device)(
-            x.data, h0.data, w_ih.data, w_hh.data, None if b_ih is None else b_ih.data,
-            None if b_hh is None else b_hh.data, lengths, reverse)
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, batch_first):
+        dev = x.device
+        out, hn, saved = kernel("gru_forward", dev)(
+            _swap(x.data, batch_first, dev), h0.data, w_ih.data, w_hh.data,
+            None if b_ih is None else b_ih.data, None if b_hh is None else b_hh.data, lengths, reverse)
         ctx.save_for_backward(x, w_ih, w_hh)
-        ctx.arrays = (saved, lengths, reverse)
-        return Tensor(out), Tensor(hn)
+        ctx.arrays = (saved, lengths, reverse, batch_first)
+        return Tensor(_swap(out, batch_first, dev)), Tensor(hn)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out, g_hn):
         x, w_ih, w_hh = ctx.saved_tensors
-        saved, lengths, reverse = ctx.arrays
-        gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh = kernel("gru_backward", x.device)(
-            x.data, w_ih.data, w_hh.data, saved, lengths, reverse, g_out.data, g_hn.data)
-        return _grads(ctx, (gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh)) + (None, None)
+        saved, lengths, reverse, batch_first = ctx.arrays
+        dev = x.device
+        gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh = kernel("gru_backward", dev)(
+            _swap(x.data, batch_first, dev), w_ih.data, w_hh.data, saved, lengths, reverse,
+            _swap(g_out.data, batch_first, dev), g_hn.data)
+        gx = _swap(gx, batch_first, dev)
+        return _grads(ctx, (gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh)) + (None, None, None)
 
 
 # ---- validation ------------------------------------------------------------------------
@@ -104,8 +123,9 @@ def check_lengths(op, lengths, n_t, n_b):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def _check(op, gates, input, states, w_ih, w_hh, b_ih, b_hh):
-    """Shapes, dtypes and devices of one layer's operands: input (T, B, I), states (B, H)."""
+def _check(op, gates, input, states, w_ih, w_hh, b_ih, b_hh, batch_first):
+    """Shapes, dtypes and devices of one layer's operands: input (T, B, I) ((B, T, I)
+    if batch_first), states (B, H). Returns (T, B)."""
     tensors = [check_tensor(input, op, "input")]
     for arg, s in states:
         tensors.append(check_tensor(s, op, arg))
@@ -122,8 +142,11 @@ def _check(op, gates, input, states, w_ih, w_hh, b_ih, b_hh):
     if len({t.dtype for t in tensors}) != 1:
         raise TypeError(f"{op}: expects one float dtype, got {sorted({str(t.dtype) for t in tensors})}")
     if input.ndim != 3:
-        raise ValueError(f"{op}: input must be 3-D (T, B, input_size), got shape {input.shape}")
+        raise ValueError(f"{op}: input must be 3-D ({'B, T' if batch_first else 'T, B'}, input_size), "
+                         f"got shape {input.shape}")
     n_t, n_b, n_in = input.shape
+    if batch_first:
+        n_t, n_b = n_b, n_t
     if n_t == 0:
         raise ValueError(f"{op}: input has an empty sequence dimension, shape {input.shape}")
     if w_hh.ndim != 2 or w_hh.shape[0] != gates * w_hh.shape[1]:
@@ -139,6 +162,7 @@ def _check(op, gates, input, states, w_ih, w_hh, b_ih, b_hh):
         if s.shape != (n_b, n_h):
             raise ValueError(f"{op}: {arg} must have shape ({n_b}, {n_h}) for input {input.shape}, "
                              f"got {s.shape}")
+    return n_t, n_b
 
 
 def _flag(op, arg, v):
@@ -149,39 +173,43 @@ def _flag(op, arg, v):
 
 # ---- public entries --------------------------------------------------------------------
 def rnn(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, lengths=None, reverse=False,
-        nonlinearity="tanh"):
+        nonlinearity="tanh", batch_first=False):
     """One Elman RNN layer and direction: h' = act(W_ih x + b_ih + W_hh h + b_hh).
-    input (T, B, I), h0 (B, H), weight_ih (H, I), weight_hh (H, H), biases (H,) or None.
-    Returns (output (T, B, H), h_n (B, H))."""
+    input (T, B, I) ((B, T, I) if batch_first), h0 (B, H), weight_ih (H, I),
+    weight_hh (H, H), biases (H,) or None. Returns (output (T, B, H) (or (B, T, H)), h_n (B, H))."""
     op = "rnn"
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"{op}: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    _check(op, 1, input, (("h0", h0),), weight_ih, weight_hh, bias_ih, bias_hh)
-    lengths = check_lengths(op, lengths, input.shape[0], input.shape[1])
-    return _RNN.apply(input, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
-                      _flag(op, "reverse", reverse), nonlinearity == "relu")
+    batch_first = _flag(op, "batch_first", batch_first)
+    n_t, n_b = _check(op, 1, input, (("h0", h0),), weight_ih, weight_hh, bias_ih, bias_hh, batch_first)
+    return _RNN.apply(input, h0, weight_ih, weight_hh, bias_ih, bias_hh,
+                      check_lengths(op, lengths, n_t, n_b), _flag(op, "reverse", reverse),
+                      nonlinearity == "relu", batch_first)
 
 
-def lstm(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, lengths=None, reverse=False):
-    """One LSTM layer and direction (gates i, f, g, o): input (T, B, I), h0, c0 (B, H),
-    weight_ih (4H, I), weight_hh (4H, H), biases (4H,) or None.
-    Returns (output (T, B, H), h_n, c_n (B, H))."""
+def lstm(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, lengths=None, reverse=False,
+         batch_first=False):
+    """One LSTM layer and direction (gates i, f, g, o): input (T, B, I) ((B, T, I) if
+    batch_first), h0, c0 (B, H), weight_ih (4H, I), weight_hh (4H, H), biases (4H,) or
+    None. Returns (output (T, B, H) (or (B, T, H)), h_n, c_n (B, H))."""
     op = "lstm"
-    _check(op, 4, input, (("h0", h0), ("c0", c0)), weight_ih, weight_hh, bias_ih, bias_hh)
-    lengths = check_lengths(op, lengths, input.shape[0], input.shape[1])
-    return _LSTM.apply(input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
-                       _flag(op, "reverse", reverse))
+    batch_first = _flag(op, "batch_first", batch_first)
+    n_t, n_b = _check(op, 4, input, (("h0", h0), ("c0", c0)), weight_ih, weight_hh, bias_ih, bias_hh,
+                      batch_first)
+    return _LSTM.apply(input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+                       check_lengths(op, lengths, n_t, n_b), _flag(op, "reverse", reverse), batch_first)
 
 
-def gru(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, lengths=None, reverse=False):
+def gru(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, lengths=None, reverse=False,
+        batch_first=False):
     """One GRU layer and direction (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))):
-    input (T, B, I), h0 (B, H), weight_ih (3H, I), weight_hh (3H, H), biases (3H,) or None.
-    Returns (output (T, B, H), h_n (B, H))."""
+    input (T, B, I) ((B, T, I) if batch_first), h0 (B, H), weight_ih (3H, I),
+    weight_hh (3H, H), biases (3H,) or None. Returns (output (T, B, H) (or (B, T, H)), h_n (B, H))."""
     op = "gru"
-    _check(op, 3, input, (("h0", h0),), weight_ih, weight_hh, bias_ih, bias_hh)
-    lengths = check_lengths(op, lengths, input.shape[0], input.shape[1])
-    return _GRU.apply(input, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
-                      _flag(op, "reverse", reverse))
+    batch_first = _flag(op, "batch_first", batch_first)
+    n_t, n_b = _check(op, 3, input, (("h0", h0),), weight_ih, weight_hh, bias_ih, bias_hh, batch_first)
+    return _GRU.apply(input, h0, weight_ih, weight_hh, bias_ih, bias_hh,
+                      check_lengths(op, lengths, n_t, n_b), _flag(op, "reverse", reverse), batch_first)
 
 
 def _step(op, input):

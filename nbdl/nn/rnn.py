@@ -82,9 +82,9 @@ class RNNBase(Module):
         batched = input.ndim == 3
         if not batched:
             input = input.unsqueeze(1)
-        elif self.batch_first:
-            input = input.transpose(0, 1)
         n_t, n_b = input.shape[:2]
+        if batched and self.batch_first:
+            n_t, n_b = n_b, n_t
         n_states = 2 if self.mode == "LSTM" else 1
         if hx is not None:
             states = hx if self.mode == "LSTM" else (hx,)
@@ -106,10 +106,11 @@ class RNNBase(Module):
 
     def forward(self, input, hx=None, lengths=None):
         """input (T, B, I) ((B, T, I) if batch_first; (T, I) unbatched), hx (L*D, B, H)
-        (LSTM: a tuple (h_0, c_0)), lengths B ints. Returns (output (T, B, D*H), h_n)
-        (LSTM: (output, (h_n, c_n)))."""
+        (LSTM: a tuple (h_0, c_0)), lengths B ints. Returns (output (T, B, D*H) (or
+        (B, T, D*H)), h_n) (LSTM: (output, (h_n, c_n)))."""
         x, hx, lengths, batched = self._input(input, hx, lengths)
-        n_b, dev, dt = x.shape[1], x.device, x.dtype
+        batch_first = batched and self.batch_first        # passed to the ops: no transposes here
+        n_b, dev, dt = x.shape[0 if batch_first else 1], x.device, x.dtype
         lstm = self.mode == "LSTM"
         h_n, c_n = [], []
         zero = zeros(n_b, self.hidden_size, dtype=dt, device=dev) if hx is None else None   # read-only
@@ -122,13 +123,14 @@ class RNNBase(Module):
                 reverse = d == 1
                 if lstm:
                     c0 = hx[1][k] if hx is not None else zero
-                    out, h, c = _rec.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse)
+                    out, h, c = _rec.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
+                                          batch_first)
                     c_n.append(c)
                 elif self.mode == "GRU":
-                    out, h = _rec.gru(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse)
+                    out, h = _rec.gru(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, batch_first)
                 else:
                     out, h = _rec.rnn(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
-                                      "relu" if self.mode == "RNN_RELU" else "tanh")
+                                      "relu" if self.mode == "RNN_RELU" else "tanh", batch_first)
                 outs.append(out)
                 h_n.append(h)
             x = outs[0] if len(outs) == 1 else _ops.cat(outs, 2)
@@ -136,8 +138,6 @@ class RNNBase(Module):
                 x = _ops.dropout(x, self.dropout, training=True)
         if not batched:
             x = x.squeeze(1)
-        elif self.batch_first:
-            x = x.transpose(0, 1)
         states = [s[0].unsqueeze(0) if len(s) == 1 else _ops.stack(s, 0) for s in ((h_n, c_n) if lstm else (h_n,))]
         if not batched:
             states = [s.squeeze(1) for s in states]
