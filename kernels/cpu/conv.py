@@ -17,9 +17,13 @@ at (n0 + b, c, i * sh - ph + ki * dh, j * sw - pw + kj * dw) (0 outside).
 Each image's GEMM then reads and writes NCHW directly (no transposes), and
 the columns never leave the cache. Arguments are not validated here (the
 functional layer does that).
+
+The copy loops index flat arrays with unsigned offsets: with signed ones Numba
+checks every index for wrap-around, and the short rows (OW elements) ran 2x
+slower.
 """
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from nbdl.kernels.cpu._threads import split_run
 
@@ -40,78 +44,69 @@ def _valid_range(kj, sw, pw, dw, ow, w):
 
 
 @njit(cache=True, nogil=True)
-def im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
-    """Fill ``cols`` (nb, C*kh*kw, oh*ow) from images n0 .. n0 + nb of ``x`` (N, C, H, W)."""
+def im2col(x, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols):
+    """Fill ``cols`` (nb, C*kh*kw, (i1 - i0)*ow) from the output rows i0 .. i1 of images
+    n0 .. n0 + nb of ``x`` (N, C, H, W)."""
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    nb = cols.shape[0]
+    nb, oh = cols.shape[0], i1 - i0
     src = x.reshape(-1)
     dst = cols.reshape(-1)
     zero = x.dtype.type(0)
     for bc in range(nb * n_ch):
-        c = bc % n_ch
-        plane = ((n0 + bc // n_ch) * n_ch + c) * h * w
+        plane = (n0 * n_ch + bc) * h * w
         for ki in range(kh):
             for kj in range(kw):
-                base = ((bc // n_ch * n_ch + c) * kh * kw + ki * kw + kj) * oh * ow
+                base = ((bc * kh + ki) * kw + kj) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
-                for i in range(oh):
+                for i in range(i0, i1):
                     y = i * sh - ph + ki * dh
-                    r = base + i * ow
+                    r = uint64(base + (i - i0) * ow)
                     if y < 0 or y >= h:
-                        for j in range(ow):
+                        for j in range(uint64(ow)):
                             dst[r + j] = zero
                         continue
-                    s = plane + y * w + off
-                    for j in range(lo):
+                    s = uint64(plane + y * w + off + lo * sw)   # the first valid pixel, >= 0
+                    for j in range(uint64(lo)):
                         dst[r + j] = zero
+                    r += uint64(lo)
                     if sw == 1:
-                        for j in range(lo, hi):
+                        for j in range(uint64(hi - lo)):
                             dst[r + j] = src[s + j]
                     else:
-                        for j in range(lo, hi):
-                            dst[r + j] = src[s + j * sw]
-                    for j in range(hi, ow):
+                        for j in range(uint64(hi - lo)):
+                            dst[r + j] = src[s + j * uint64(sw)]
+                    for j in range(uint64(hi - lo), uint64(ow - lo)):
                         dst[r + j] = zero
 
 
 @njit(cache=True, nogil=True)
-def col2im(cols, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, bias, has_bias, out):
-    """Scatter-add ``cols`` (nb, C*kh*kw, oh*ow) into images n0 .. n0 + nb of
-    ``out`` (N, C, H, W) (the adjoint of im2col), plus ``bias`` (C,) when ``has_bias``."""
+def col2im(cols, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, out):
+    """Add ``cols`` (nb, C*kh*kw, (i1 - i0)*ow) into images n0 .. n0 + nb of ``out``
+    (N, C, H, W) at the pixels im2col reads for the output rows i0 .. i1 (its adjoint)."""
     n_ch, h, w = out.shape[1], out.shape[2], out.shape[3]
-    nb = cols.shape[0]
+    nb, oh = cols.shape[0], i1 - i0
     src = cols.reshape(-1)
     dst = out.reshape(-1)
     for bc in range(nb * n_ch):
-        c = bc % n_ch
-        plane = ((n0 + bc // n_ch) * n_ch + c) * h * w
-        init = bias[c] if has_bias else out.dtype.type(0)
-        for k in range(h * w):
-            dst[plane + k] = init
+        plane = (n0 * n_ch + bc) * h * w
         for ki in range(kh):
             for kj in range(kw):
-                base = ((bc // n_ch * n_ch + c) * kh * kw + ki * kw + kj) * oh * ow
+                base = ((bc * kh + ki) * kw + kj) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
-                for i in range(oh):
+                for i in range(i0, i1):
                     y = i * sh - ph + ki * dh
                     if y < 0 or y >= h:
                         continue
-                    r = base + i * ow
-                    d = plane + y * w + off
+                    r = uint64(base + (i - i0) * ow + lo)
+                    d = uint64(plane + y * w + off + lo * sw)   # the first valid pixel, >= 0
                     if sw == 1:
-                        for j in range(lo, hi):
+                        for j in range(uint64(hi - lo)):
                             dst[d + j] += src[r + j]
                     else:
-                        for j in range(lo, hi):
-                            dst[d + j * sw] += src[r + j]
-
-
-def _bias(b, dtype):
-    if b is None:
-        return np.zeros(1, dtype), False
-    return np.ascontiguousarray(b, dtype=dtype), True
+                        for j in range(uint64(hi - lo)):
+                            dst[d + j * uint64(sw)] += src[r + j]
 
 
 def _min_images(macs_per_image):
@@ -119,10 +114,16 @@ def _min_images(macs_per_image):
     return -(-THREAD_WORK // max(1, macs_per_image))
 
 
-def _blocks(i0, i1, rows, length, itemsize):
-    """[(n0, n1)]: images i0 .. i1 in blocks whose (rows, length) column matrices fill BLOCK_BYTES."""
-    nb = max(1, BLOCK_BYTES // max(1, rows * length * itemsize))
-    return [(n0, min(i1, n0 + nb)) for n0 in range(i0, i1, nb)]
+def _blocks(i0, i1, rows, oh, ow, itemsize):
+    """[(n0, n1, r0, r1)]: images i0 .. i1 in blocks whose (rows, (r1 - r0) * ow) column
+    matrices fill BLOCK_BYTES: several whole images (r0, r1 = 0, oh), or one image
+    in slabs of output rows r0 .. r1 where an image's columns alone are larger."""
+    row_bytes = max(1, rows * ow * itemsize)
+    if row_bytes * oh <= BLOCK_BYTES:
+        nb = BLOCK_BYTES // (row_bytes * oh)
+        return [(n0, min(i1, n0 + nb), 0, oh) for n0 in range(i0, i1, nb)]
+    slab = max(1, BLOCK_BYTES // row_bytes)
+    return [(n, n + 1, r0, min(oh, r0 + slab)) for n in range(i0, i1) for r0 in range(0, oh, slab)]
 
 
 def conv2d(x, w, b, stride, padding, dilation, groups):
@@ -142,13 +143,14 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     bias = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)[:, None]
 
     def images(i0, i1):
-        for n0, n1 in _blocks(i0, i1, n_ch * kh * kw, oh * ow, x.itemsize):
-            cols = np.empty((n1 - n0, n_ch * kh * kw, oh * ow), x.dtype)
-            im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+        for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
+            cols = np.empty((n1 - n0, n_ch * kh * kw, (r1 - r0) * ow), x.dtype)
+            im2col(x, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols)
+            block = out[n0:n1, :, r0 * ow:r1 * ow]
             for g in range(groups):        # one GEMM per image and group
-                np.matmul(wg[g], cols[:, g * kk:(g + 1) * kk], out=out[n0:n1, g * og:(g + 1) * og])
+                np.matmul(wg[g], cols[:, g * kk:(g + 1) * kk], out=block[:, g * og:(g + 1) * og])
             if bias is not None:
-                out[n0:n1] += bias
+                block += bias
 
     split_run(images, n_img, _min_images(n_out * kk * oh * ow))
     return out.reshape(n_img, n_out, oh, ow)
@@ -170,15 +172,17 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
     wt = [w[g * cg:(g + 1) * cg].reshape(cg, kk).T for g in range(groups)]
     xs = x.reshape(n_img, n_ch, h * wd)
     out = np.empty((n_img, n_out, oh, ow), x.dtype)
-    bias, has_bias = _bias(b, x.dtype)
+    start = 0 if b is None else np.asarray(b, dtype=x.dtype)[:, None, None]
 
     def images(i0, i1):
-        for n0, n1 in _blocks(i0, i1, n_out * kh * kw, h * wd, x.itemsize):
-            cols = np.empty((n1 - n0, n_out * kh * kw, h * wd), x.dtype)
+        out[i0:i1] = start
+        # the input's positions are the "output" positions of the conv that this op transposes
+        for n0, n1, r0, r1 in _blocks(i0, i1, n_out * kh * kw, h, wd, x.itemsize):
+            cols = np.empty((n1 - n0, n_out * kh * kw, (r1 - r0) * wd), x.dtype)
             for g in range(groups):        # one GEMM per image and group
-                np.matmul(wt[g], xs[n0:n1, g * cg:(g + 1) * cg], out=cols[:, g * kk:(g + 1) * kk])
-            # the input's positions are the "output" positions of the conv that this op transposes
-            col2im(cols, n0, kh, kw, sh, sw, ph, pw, dh, dw, h, wd, bias, has_bias, out)
+                np.matmul(wt[g], xs[n0:n1, g * cg:(g + 1) * cg, r0 * wd:r1 * wd],
+                          out=cols[:, g * kk:(g + 1) * kk])
+            col2im(cols, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, wd, out)
 
     split_run(images, n_img, _min_images(n_ch * kk * h * wd))
     return out
@@ -203,12 +207,13 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
         """This thread's share of gw: the sum over images i0 .. i1."""
         gw = np.zeros((n_out, kk), x.dtype)
         part = np.empty((og, kk), x.dtype)
-        for n0, n1 in _blocks(i0, i1, n_ch * kh * kw, oh * ow, x.itemsize):
-            cols = np.empty((n1 - n0, n_ch * kh * kw, oh * ow), x.dtype)
-            im2col(x, n0, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+        for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
+            cols = np.empty((n1 - n0, n_ch * kh * kw, (r1 - r0) * ow), x.dtype)
+            im2col(x, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols)
             for n in range(n1 - n0):
                 for g in range(groups):    # one GEMM per image and group, summed
-                    np.dot(gys[n0 + n, g * og:(g + 1) * og], cols[n, g * kk:(g + 1) * kk].T, out=part)
+                    np.dot(gys[n0 + n, g * og:(g + 1) * og, r0 * ow:r1 * ow], cols[n, g * kk:(g + 1) * kk].T,
+                           out=part)
                     gw[g * og:(g + 1) * og] += part
         return gw
 
