@@ -6,15 +6,36 @@ OpenBLAS calls makes each hand-off wait for the other pool's threads to go to
 sleep (measured on the 2-core VM: a blocked conv2d 4-40x slower than its CPU
 time). Here each thread runs its share from start to end: one hand-off per op.
 """
+import contextlib
+
 import numba
+
+# elements (read + written, roughly) below which a Numba parallel kernel runs on the
+# calling thread: waking the sleeping OpenMP threads costs ~80 us a call on the
+# 2-core VM, more than such a kernel's whole work
+PARALLEL_WORK = 1 << 17
 
 _executor = []      # [ThreadPoolExecutor] once created
 _controller = []    # [threadpoolctl controller or None] once looked up
 
 
+@contextlib.contextmanager
+def parallel_for(work):
+    """A context in which Numba's parallel kernels use all their threads when ``work``
+    >= PARALLEL_WORK, else the calling thread only (Numba's thread count is per thread)."""
+    if work >= PARALLEL_WORK:
+        yield
+        return
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
 def serial_blas():
     """A context limiting BLAS to one thread (a no-op without threadpoolctl)."""
-    import contextlib
     if not _controller:
         try:
             from threadpoolctl import ThreadpoolController

@@ -204,17 +204,16 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
     kk = cg * kh * kw
 
     def images(i0, i1):
-        """This thread's share of gw: the sum over images i0 .. i1."""
+        """This thread's share of gw: the sum over images i0 .. i1, one GEMM per block
+        and group contracting its images and positions (np.tensordot)."""
         gw = np.zeros((n_out, kk), x.dtype)
-        part = np.empty((og, kk), x.dtype)
         for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
             cols = np.empty((n1 - n0, n_ch * kh * kw, (r1 - r0) * ow), x.dtype)
             im2col(x, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols)
-            for n in range(n1 - n0):
-                for g in range(groups):    # one GEMM per image and group, summed
-                    np.dot(gys[n0 + n, g * og:(g + 1) * og, r0 * ow:r1 * ow], cols[n, g * kk:(g + 1) * kk].T,
-                           out=part)
-                    gw[g * og:(g + 1) * og] += part
+            gys_block = gys[n0:n1, :, r0 * ow:r1 * ow]
+            for g in range(groups):
+                gw[g * og:(g + 1) * og] += np.tensordot(gys_block[:, g * og:(g + 1) * og],
+                                                        cols[:, g * kk:(g + 1) * kk], axes=([0, 2], [0, 2]))
         return gw
 
     return sum(split_run(images, n_img, _min_images(n_out * kk * oh * ow))).reshape(n_out, cg, kh, kw)

@@ -2,7 +2,8 @@
 
 Every kernel runs ``prange`` over the N*C planes; a plane is read and written
 by one thread only, so the backward scatters (max-pool indices, overlapping
-windows, interpolation taps) need no atomics and have no races.
+windows, interpolation taps) need no atomics and have no races. Small calls run
+on the calling thread alone (``_threads.parallel_for``).
 
 Average and adaptive-average pooling share one kernel: a window is
 separable, rows [hs[i], he[i]) x columns [ws[j], we[j]), divided by
@@ -16,6 +17,8 @@ input's float type.
 import numpy as np
 from numba import njit, prange
 
+from nbdl.kernels.cpu._threads import parallel_for
+
 
 def _planes(x):
     """x (N, C, H, W) as a contiguous (N*C, H, W) array."""
@@ -24,35 +27,40 @@ def _planes(x):
 
 
 # ---- max pooling ------------------------------------------------------------
+def _taps(size, out, k, s, pad, dil):
+    """(first, lo, hi) per output index: its window starts at first = i * s - pad and
+    taps a in [lo, hi) land inside [0, size) at first + a * dil."""
+    first = np.arange(out, dtype=np.int64) * s - pad
+    lo = np.where(first < 0, (-first + dil - 1) // dil, 0)
+    hi = np.minimum(k, (size - 1 - first) // dil + 1)
+    return first, lo, np.maximum(hi, lo)
+
+
 @njit(cache=True, parallel=True)
-def _max_pool_planes(x, out, idx, kh, kw, sh, sw, ph, pw, dh, dw):
-    """out[p, i, j] = max of the dilated window; idx: its flat index h * W + w
-    (the first maximum; the last NaN wins, as torch's `val > max || isnan(val)`)."""
-    P, H, W = x.shape
+def _max_pool_planes(x, out, idx, rows, cols, dh, dw):
+    """out[p, i, j] = max of the dilated window (rows, cols: ``_taps`` tables); idx:
+    its flat index h * W + w (the first maximum; the last NaN wins, as torch's
+    `val > max || isnan(val)`)."""
+    P, W = x.shape[0], x.shape[2]
     OH, OW = out.shape[1], out.shape[2]
+    (h0, ka, kb), (w0, la, lb) = rows, cols
+    lowest = x.dtype.type(-np.inf)
     for p in prange(P):
+        xp, op, ip = x[p], out[p], idx[p]
         for i in range(OH):
-            h0 = i * sh - ph
-            hstart = h0
-            while hstart < 0:
-                hstart += dh
-            hend = min(h0 + (kh - 1) * dh + 1, H)
             for j in range(OW):
-                w0 = j * sw - pw
-                wstart = w0
-                while wstart < 0:
-                    wstart += dw
-                wend = min(w0 + (kw - 1) * dw + 1, W)
-                best = -np.inf
-                arg = hstart * W + wstart
-                for h in range(hstart, hend, dh):
-                    for w in range(wstart, wend, dw):
-                        v = x[p, h, w]
+                best = lowest
+                arg = (h0[i] + ka[i] * dh) * W + w0[j] + la[j] * dw
+                for a in range(ka[i], kb[i]):
+                    h = h0[i] + a * dh
+                    for b in range(la[j], lb[j]):
+                        w = w0[j] + b * dw
+                        v = xp[h, w]
                         if v > best or np.isnan(v):
                             best = v
                             arg = h * W + w
-                out[p, i, j] = best
-                idx[p, i, j] = arg
+                op[i, j] = best
+                ip[i, j] = arg
 
 
 @njit(cache=True, parallel=True)
@@ -70,8 +78,10 @@ def max_pool2d(x, out_size, kernel_size, stride, padding, dilation):
     planes = _planes(x)
     out = np.empty((n * c,) + tuple(out_size), dtype=x.dtype)
     idx = np.empty((n * c,) + tuple(out_size), dtype=np.int64)
-    _max_pool_planes(planes, out, idx, kernel_size[0], kernel_size[1], stride[0], stride[1],
-                     padding[0], padding[1], dilation[0], dilation[1])
+    rows, cols = (_taps((h, w)[d], out_size[d], kernel_size[d], stride[d], padding[d], dilation[d])
+                  for d in (0, 1))
+    with parallel_for(out.size * kernel_size[0] * kernel_size[1]):
+        _max_pool_planes(planes, out, idx, rows, cols, dilation[0], dilation[1])
     return out.reshape((n, c) + tuple(out_size)), idx.reshape((n, c) + tuple(out_size))
 
 
@@ -81,7 +91,8 @@ def max_pool2d_backward(grad, indices, in_size):
     g = np.ascontiguousarray(grad).reshape(n * c, -1)
     idx = np.ascontiguousarray(indices, dtype=np.int64).reshape(n * c, -1)
     out = np.zeros((n * c, in_size[0] * in_size[1]), dtype=grad.dtype)
-    _max_pool_scatter(g, idx, out)
+    with parallel_for(g.size):
+        _max_pool_scatter(g, idx, out)
     return out.reshape((n, c) + tuple(in_size))
 
 
@@ -145,7 +156,8 @@ def _window_call(fn, src, shape_out, hb, wb, divisor, dst_shape, zero):
     n, c = src.shape[:2]
     planes = _planes(src)
     out = (np.zeros if zero else np.empty)((n * c,) + tuple(shape_out), dtype=src.dtype)
-    fn(planes, out, hb[0], hb[1], wb[0], wb[1], hb[2], wb[2], divisor)
+    with parallel_for(planes.size + out.size):
+        fn(planes, out, hb[0], hb[1], wb[0], wb[1], hb[2], wb[2], divisor)
     return out.reshape((n, c) + tuple(dst_shape))
 
 
