@@ -72,7 +72,8 @@ def test_module_defaults_and_attributes():
 
 def test_max_pool_return_indices_match_torch():
     x, tx = _pair((2, 3, 7, 6))
-    for kw in [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    for kw in [dict(kernel_size=2), dict(kernel_size=2, ceil_mode=True),
+               dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
                dict(kernel_size=(3, 2), stride=(1, 2), dilation=(2, 1))]:
         out, idx = F.max_pool2d(x, return_indices=True, **kw)
         tout, tidx = TF.max_pool2d(tx, return_indices=True, **kw)

@@ -64,6 +64,30 @@ def _max_pool_planes(x, out, idx, rows, cols, dh, dw):
 
 
 @njit(cache=True, parallel=True)
+def _max_pool_2x2_planes(x, out, idx):
+    """_max_pool_planes for 2x2 windows with stride 2 and no padding or dilation
+    (MaxPool2d(2)): the window loops have constant trip counts, which LLVM unrolls
+    (2.5x faster than run-time bounds on 8x8 planes)."""
+    P, W = x.shape[0], x.shape[2]
+    OH, OW = out.shape[1], out.shape[2]
+    lowest = x.dtype.type(-np.inf)
+    for p in prange(P):
+        xp, op, ip = x[p], out[p], idx[p]
+        for i in range(OH):
+            for j in range(OW):
+                best = lowest
+                arg = 2 * i * W + 2 * j
+                for h in range(2 * i, 2 * i + 2):
+                    for w in range(2 * j, 2 * j + 2):
+                        v = xp[h, w]
+                        if v > best or np.isnan(v):
+                            best = v
+                            arg = h * W + w
+                op[i, j] = best
+                ip[i, j] = arg
+
+
+@njit(cache=True, parallel=True)
 def _max_pool_scatter(g, idx, out):
     """out (P, H*W) zeroed; out[p, idx[p, k]] += g[p, k] for every k, plane by plane."""
     P, K = g.shape
@@ -78,10 +102,14 @@ def max_pool2d(x, out_size, kernel_size, stride, padding, dilation):
     planes = _planes(x)
     out = np.empty((n * c,) + tuple(out_size), dtype=x.dtype)
     idx = np.empty((n * c,) + tuple(out_size), dtype=np.int64)
-    rows, cols = (_taps((h, w)[d], out_size[d], kernel_size[d], stride[d], padding[d], dilation[d])
-                  for d in (0, 1))
     with parallel_for(out.size * kernel_size[0] * kernel_size[1]):
-        _max_pool_planes(planes, out, idx, rows, cols, dilation[0], dilation[1])
+        if tuple(kernel_size) == tuple(stride) == (2, 2) and tuple(padding) == (0, 0) \
+                and tuple(dilation) == (1, 1) and 2 * out_size[0] <= h and 2 * out_size[1] <= w:
+            _max_pool_2x2_planes(planes, out, idx)
+        else:
+            rows, cols = (_taps((h, w)[d], out_size[d], kernel_size[d], stride[d], padding[d],
+                                dilation[d]) for d in (0, 1))
+            _max_pool_planes(planes, out, idx, rows, cols, dilation[0], dilation[1])
     return out.reshape((n, c) + tuple(out_size)), idx.reshape((n, c) + tuple(out_size))
 
 
