@@ -11,9 +11,9 @@ import contextlib
 import numba
 
 # elements (read + written, roughly) below which a Numba parallel kernel runs on the
-# calling thread: waking the sleeping OpenMP threads costs ~80 us a call on the
-# 2-core VM, more than such a kernel's whole work
-PARALLEL_WORK = 1 << 17
+# calling thread: waking the sleeping OpenMP threads cost 80-150 us a call on the
+# 2-core VM, the time a serial loop takes over about a million elements
+PARALLEL_WORK = 1 << 20
 
 _executor = []      # [ThreadPoolExecutor] once created
 _controller = []    # [threadpoolctl controller or None] once looked up

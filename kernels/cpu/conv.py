@@ -11,12 +11,13 @@ Layouts (NCHW, torch's weight layouts):
 The images are split among threads (``_threads.split_run``: serial GIL-free
 kernels and single-threaded BLAS per thread, one hand-off per op) and each
 thread processes its images in blocks of ``nb`` whose column matrices fit in
-the cache (``_blocks``): ``cols`` has shape (nb, C * kh * kw, OH * OW); row
-(c * kh + ki) * kw + kj, column i * OW + j of image b holds the padded input
-at (n0 + b, c, i * sh - ph + ki * dh, j * sw - pw + kj * dw) (0 outside).
-Each image's GEMM then reads and writes NCHW directly (no transposes), and
-the columns never leave the cache. Arguments are not validated here (the
-functional layer does that).
+the cache (``_blocks``): ``cols`` has shape (C * kh * kw, nb, L), L = OH * OW;
+row (c * kh + ki) * kw + kj, column (b, i * OW + j) holds the padded input at
+(n0 + b, c, i * sh - ph + ki * dh, j * sw - pw + kj * dw) (0 outside). So a
+block is one GEMM per group whatever its number of images (small images made
+many tiny GEMMs), and the columns never leave the cache; the GEMM's (O, nb, L)
+result is moved to NCHW by one strided copy. Arguments are not validated here
+(the functional layer does that).
 
 The copy loops index flat arrays with unsigned offsets: with signed ones Numba
 checks every index for wrap-around, and the short rows (OW elements) ran 2x
@@ -45,18 +46,19 @@ def _valid_range(kj, sw, pw, dw, ow, w):
 
 @njit(cache=True, nogil=True)
 def im2col(x, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols):
-    """Fill ``cols`` (nb, C*kh*kw, (i1 - i0)*ow) from the output rows i0 .. i1 of images
+    """Fill ``cols`` (C*kh*kw, nb, (i1 - i0)*ow) from the output rows i0 .. i1 of images
     n0 .. n0 + nb of ``x`` (N, C, H, W)."""
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    nb, oh = cols.shape[0], i1 - i0
+    nb, oh = cols.shape[1], i1 - i0
     src = x.reshape(-1)
     dst = cols.reshape(-1)
     zero = x.dtype.type(0)
     for bc in range(nb * n_ch):
         plane = (n0 * n_ch + bc) * h * w
+        b, c = bc // n_ch, bc % n_ch
         for ki in range(kh):
             for kj in range(kw):
-                base = ((bc * kh + ki) * kw + kj) * oh * ow
+                base = (((c * kh + ki) * kw + kj) * nb + b) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
                 for i in range(i0, i1):
@@ -82,17 +84,18 @@ def im2col(x, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols):
 
 @njit(cache=True, nogil=True)
 def col2im(cols, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, out):
-    """Add ``cols`` (nb, C*kh*kw, (i1 - i0)*ow) into images n0 .. n0 + nb of ``out``
+    """Add ``cols`` (C*kh*kw, nb, (i1 - i0)*ow) into images n0 .. n0 + nb of ``out``
     (N, C, H, W) at the pixels im2col reads for the output rows i0 .. i1 (its adjoint)."""
     n_ch, h, w = out.shape[1], out.shape[2], out.shape[3]
-    nb, oh = cols.shape[0], i1 - i0
+    nb, oh = cols.shape[1], i1 - i0
     src = cols.reshape(-1)
     dst = out.reshape(-1)
     for bc in range(nb * n_ch):
         plane = (n0 * n_ch + bc) * h * w
+        b, c = bc // n_ch, bc % n_ch
         for ki in range(kh):
             for kj in range(kw):
-                base = ((bc * kh + ki) * kw + kj) * oh * ow
+                base = (((c * kh + ki) * kw + kj) * nb + b) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
                 for i in range(i0, i1):
@@ -144,11 +147,17 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
 
     def images(i0, i1):
         for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
-            cols = np.empty((n1 - n0, n_ch * kh * kw, (r1 - r0) * ow), x.dtype)
+            nb, length = n1 - n0, (r1 - r0) * ow
+            cols = np.empty((n_ch * kh * kw, nb, length), x.dtype)
             im2col(x, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols)
             block = out[n0:n1, :, r0 * ow:r1 * ow]
-            for g in range(groups):        # one GEMM per image and group
-                np.matmul(wg[g], cols[:, g * kk:(g + 1) * kk], out=block[:, g * og:(g + 1) * og])
+            for g in range(groups):        # one GEMM per block and group
+                a = cols[g * kk:(g + 1) * kk].reshape(kk, nb * length)
+                if nb == 1 and length == oh * ow:      # straight into the (contiguous) output
+                    np.dot(wg[g], a, out=block[0, g * og:(g + 1) * og])
+                else:
+                    y = np.dot(wg[g], a)
+                    block[:, g * og:(g + 1) * og] = y.reshape(og, nb, length).transpose(1, 0, 2)
             if bias is not None:
                 block += bias
 
@@ -178,11 +187,12 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
         out[i0:i1] = start
         # the input's positions are the "output" positions of the conv that this op transposes
         for n0, n1, r0, r1 in _blocks(i0, i1, n_out * kh * kw, h, wd, x.itemsize):
-            cols = np.empty((n1 - n0, n_out * kh * kw, (r1 - r0) * wd), x.dtype)
-            for g in range(groups):        # one GEMM per image and group
-                np.matmul(wt[g], xs[n0:n1, g * cg:(g + 1) * cg, r0 * wd:r1 * wd],
-                          out=cols[:, g * kk:(g + 1) * kk])
-            col2im(cols, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, wd, out)
+            nb, length = n1 - n0, (r1 - r0) * wd
+            cols = np.empty((n_out * kh * kw, nb * length), x.dtype)
+            xb = xs[n0:n1, :, r0 * wd:r1 * wd].transpose(1, 0, 2).reshape(n_ch, nb * length)
+            for g in range(groups):        # one GEMM per block and group
+                np.dot(wt[g], xb[g * cg:(g + 1) * cg], out=cols[g * kk:(g + 1) * kk])
+            col2im(cols.reshape(-1, nb, length), n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, wd, out)
 
     split_run(images, n_img, _min_images(n_ch * kk * h * wd))
     return out
@@ -205,15 +215,15 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
 
     def images(i0, i1):
         """This thread's share of gw: the sum over images i0 .. i1, one GEMM per block
-        and group contracting its images and positions (np.tensordot)."""
+        and group."""
         gw = np.zeros((n_out, kk), x.dtype)
         for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
-            cols = np.empty((n1 - n0, n_ch * kh * kw, (r1 - r0) * ow), x.dtype)
-            im2col(x, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols)
-            gys_block = gys[n0:n1, :, r0 * ow:r1 * ow]
+            nb, length = n1 - n0, (r1 - r0) * ow
+            cols = np.empty((n_ch * kh * kw, nb * length), x.dtype)
+            im2col(x, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols.reshape(-1, nb, length))
+            gyb = gys[n0:n1, :, r0 * ow:r1 * ow].transpose(1, 0, 2).reshape(n_out, nb * length)
             for g in range(groups):
-                gw[g * og:(g + 1) * og] += np.tensordot(gys_block[:, g * og:(g + 1) * og],
-                                                        cols[:, g * kk:(g + 1) * kk], axes=([0, 2], [0, 2]))
+                gw[g * og:(g + 1) * og] += np.dot(gyb[g * og:(g + 1) * og], cols[g * kk:(g + 1) * kk].T)
         return gw
 
     return sum(split_run(images, n_img, _min_images(n_out * kk * oh * ow))).reshape(n_out, cg, kh, kw)

@@ -1,11 +1,14 @@
 """Elementwise CPU kernels. numpy's ufuncs are already one pass over memory
 with broadcasting, so most ops use them; the ones numpy lacks (erf, gelu) or
-computes in several passes (sigmoid, leaky_relu, clamp's NaN rule) are fused
-@njit loops over the flat array."""
+computes in several passes or slowly (sigmoid, leaky_relu, relu: numpy's NaN-aware
+maximum ran at 0.8 ns an element) are fused @njit loops over the flat array, on
+the calling thread alone for small arrays (``_threads.parallel_for``)."""
 import math
 
 import numpy as np
 from numba import njit, prange
+
+from nbdl.kernels.cpu._threads import parallel_for
 
 
 def _flat_out(x):
@@ -46,6 +49,13 @@ def _gelu_tanh_flat(x, out):
 
 
 @njit(cache=True, parallel=True)
+def _relu_flat(x, out):
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = 0 if v < 0 else v      # NaN stays NaN
+
+
+@njit(cache=True, parallel=True)
 def _leaky_relu_flat(x, slope, out):
     for i in prange(x.size):
         v = x[i]
@@ -56,7 +66,8 @@ def _flat_kernel(fn):
     """Wrap a flat @njit kernel ``fn(x_flat, *args, out_flat)`` as ``f(x, *args) -> out``."""
     def run(x, *args):
         x, out = _flat_out(x)
-        fn(x.reshape(-1), *args, out.reshape(-1))
+        with parallel_for(2 * x.size):
+            fn(x.reshape(-1), *args, out.reshape(-1))
         return out
     run.__name__ = fn.__name__.strip("_").replace("_flat", "")
     run.__doc__ = f"Elementwise {run.__name__} (any shape) via the fused kernel {fn.__name__}."
@@ -68,10 +79,7 @@ erf = _flat_kernel(_erf_flat)
 gelu = _flat_kernel(_gelu_flat)
 gelu_tanh = _flat_kernel(_gelu_tanh_flat)
 leaky_relu = _flat_kernel(_leaky_relu_flat)
-
-
-def relu(x):
-    return np.maximum(x, 0, dtype=x.dtype)
+relu = _flat_kernel(_relu_flat)
 
 
 def clamp(x, lo, hi):
