@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import nbdl
 import nbdl.nn as nn
 import nbdl.nn.functional as F
+from nbdl.kernels.cpu import conv as cpu_conv
 from opinfo import OPS_BY_NAME, check_gradcheck, check_gradgradcheck
 
 CONV_OPS = ("conv2d", "conv_transpose2d", "conv1d")
@@ -187,7 +188,17 @@ def _conv_case(draw):
     return n, cin, cout, h, w, kh, kw, stride, padding, dilation, groups, bias
 
 
-def _compare(fn, tfn, arrays, kwargs):
+def _compare(fn, tfn, arrays, kwargs, short_row):
+    """Values and gradients against torch, with the CPU conv's im2col / col2im taken
+    through the offset table (short_row large) or row by row (short_row 0)."""
+    saved, cpu_conv.SHORT_ROW = cpu_conv.SHORT_ROW, short_row
+    try:
+        _compare_now(fn, tfn, arrays, kwargs)
+    finally:
+        cpu_conv.SHORT_ROW = saved
+
+
+def _compare_now(fn, tfn, arrays, kwargs):
     xs = [nbdl.tensor(a, requires_grad=True) for a in arrays]
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
     out, tout = fn(*xs, **kwargs), tfn(*ts, **kwargs)
@@ -199,21 +210,23 @@ def _compare(fn, tfn, arrays, kwargs):
         np.testing.assert_allclose(g.numpy(), t.numpy(), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("short_row", [0, 1 << 30])
 @settings(max_examples=15, deadline=None)
 @given(case=_conv_case())
-def test_conv2d_property(case):
+def test_conv2d_property(case, short_row):
     n, cin, cout, h, w, kh, kw, stride, padding, dilation, groups, bias = case
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((n, cin, h, w)), rng.standard_normal((cout, cin // groups, kh, kw))]
     if bias:
         arrays.append(rng.standard_normal(cout))
     _compare(F.conv2d, TF.conv2d, arrays,
-             dict(stride=stride, padding=padding, dilation=dilation, groups=groups))
+             dict(stride=stride, padding=padding, dilation=dilation, groups=groups), short_row)
 
 
+@pytest.mark.parametrize("short_row", [0, 1 << 30])
 @settings(max_examples=15, deadline=None)
 @given(case=_conv_case(), data=st.data())
-def test_conv_transpose2d_property(case, data):
+def test_conv_transpose2d_property(case, data, short_row):
     n, cin, cout, h, w, kh, kw, stride, padding, dilation, groups, bias = case
     output_padding = tuple(data.draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
     size = [(x - 1) * s - 2 * p + d * (k - 1) + op + 1
@@ -226,4 +239,4 @@ def test_conv_transpose2d_property(case, data):
         arrays.append(rng.standard_normal(cout))
     _compare(F.conv_transpose2d, TF.conv_transpose2d, arrays,
              dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
-                  dilation=dilation))
+                  dilation=dilation), short_row)

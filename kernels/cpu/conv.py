@@ -21,8 +21,13 @@ result is moved to NCHW by one strided copy. Arguments are not validated here
 
 The copy loops index flat arrays with unsigned offsets: with signed ones Numba
 checks every index for wrap-around, and the short rows (OW elements) ran 2x
-slower.
+slower. Below SHORT_ROW output columns a row is too short for a loop of its own,
+and the columns are gathered through a per-geometry table of plane offsets
+instead (``_tap_index``, ``gather_cols``, ``scatter_cols``: 2.7x faster on 4x4
+and 8x8 images).
 """
+import functools
+
 import numpy as np
 from numba import njit, uint64
 
@@ -32,6 +37,8 @@ from nbdl.kernels.cpu._threads import split_run
 BLOCK_BYTES = 1 << 20
 # multiply-adds below which a thread of its own does not pay for its hand-off
 THREAD_WORK = 1 << 22
+# output columns below which im2col / col2im go through the offset table
+SHORT_ROW = 16
 
 
 @njit(cache=True, inline="always")
@@ -112,6 +119,74 @@ def col2im(cols, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, out):
                             dst[d + j * uint64(sw)] += src[r + j]
 
 
+@njit(cache=True, nogil=True)
+def gather_cols(x, n0, index, cols):
+    """cols (C*T, nb, L) from images n0 .. n0 + nb of x (N, C, H, W): column l of tap t
+    of channel c reads the plane at offset index[t, l] (0 where it is -1, padding)."""
+    n_ch, hw = x.shape[1], x.shape[2] * x.shape[3]
+    nb = cols.shape[1]
+    n_t, n_l = index.shape
+    src, dst, taps = x.reshape(-1), cols.reshape(-1), index.reshape(-1)
+    zero = x.dtype.type(0)
+    for bc in range(nb * n_ch):
+        b, c = bc // n_ch, bc % n_ch
+        plane = uint64((n0 * n_ch + bc) * hw)
+        for t in range(n_t):
+            d = uint64(((c * n_t + t) * nb + b) * n_l)
+            row = uint64(t * n_l)
+            for j in range(uint64(n_l)):
+                k = taps[row + j]
+                if k >= 0:
+                    dst[d + j] = src[plane + uint64(k)]
+                else:
+                    dst[d + j] = zero
+
+
+@njit(cache=True, nogil=True)
+def scatter_cols(cols, n0, index, out):
+    """The adjoint of gather_cols: add cols (C*T, nb, L) into images n0 .. n0 + nb of out."""
+    n_ch, hw = out.shape[1], out.shape[2] * out.shape[3]
+    nb = cols.shape[1]
+    n_t, n_l = index.shape
+    src, dst, taps = cols.reshape(-1), out.reshape(-1), index.reshape(-1)
+    for bc in range(nb * n_ch):
+        b, c = bc // n_ch, bc % n_ch
+        plane = uint64((n0 * n_ch + bc) * hw)
+        for t in range(n_t):
+            d = uint64(((c * n_t + t) * nb + b) * n_l)
+            row = uint64(t * n_l)
+            for j in range(uint64(n_l)):
+                k = taps[row + j]
+                if k >= 0:
+                    dst[plane + uint64(k)] += src[d + j]
+
+
+@functools.lru_cache(maxsize=64)
+def _tap_index(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
+    """(kh*kw, oh*ow) int64: the offset into an (h, w) plane that tap (ki, kj) reads for
+    output (i, j), -1 in the padding."""
+    y = (np.arange(kh)[:, None, None, None] * dh + np.arange(oh)[None, None, :, None] * sh - ph)
+    x = (np.arange(kw)[None, :, None, None] * dw + np.arange(ow)[None, None, None, :] * sw - pw)
+    inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    return np.where(inside, y * w + x, -1).reshape(kh * kw, oh * ow)
+
+
+def _to_cols(x, n0, r0, r1, geometry, oh, ow, cols):
+    """im2col of output rows r0 .. r1 (all of them: gather_cols when rows are short)."""
+    if ow < SHORT_ROW and (r0, r1) == (0, oh):
+        gather_cols(x, n0, _tap_index(x.shape[2], x.shape[3], oh, ow, *geometry), cols)
+    else:
+        im2col(x, n0, r0, r1, *geometry, ow, cols)
+
+
+def _from_cols(cols, n0, r0, r1, geometry, oh, ow, out):
+    """col2im of output rows r0 .. r1 (all of them: scatter_cols when rows are short)."""
+    if ow < SHORT_ROW and (r0, r1) == (0, oh):
+        scatter_cols(cols, n0, _tap_index(out.shape[2], out.shape[3], oh, ow, *geometry), out)
+    else:
+        col2im(cols, n0, r0, r1, *geometry, ow, out)
+
+
 def _min_images(macs_per_image):
     """The fewest images worth a thread of their own."""
     return -(-THREAD_WORK // max(1, macs_per_image))
@@ -138,6 +213,7 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     n_img, n_ch, h, wd = x.shape
     n_out, cg, kh, kw = w.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dw)
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     og, kk = n_out // groups, cg * kh * kw
@@ -149,7 +225,7 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
         for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
             nb, length = n1 - n0, (r1 - r0) * ow
             cols = np.empty((n_ch * kh * kw, nb, length), x.dtype)
-            im2col(x, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols)
+            _to_cols(x, n0, r0, r1, geometry, oh, ow, cols)
             block = out[n0:n1, :, r0 * ow:r1 * ow]
             for g in range(groups):        # one GEMM per block and group
                 a = cols[g * kk:(g + 1) * kk].reshape(kk, nb * length)
@@ -174,6 +250,7 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
     n_img, n_ch, h, wd = x.shape
     _, og, kh, kw = w.shape
     (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dw)
     oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
     ow = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
     n_out = og * groups
@@ -192,7 +269,7 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
             xb = xs[n0:n1, :, r0 * wd:r1 * wd].transpose(1, 0, 2).reshape(n_ch, nb * length)
             for g in range(groups):        # one GEMM per block and group
                 np.dot(wt[g], xb[g * cg:(g + 1) * cg], out=cols[g * kk:(g + 1) * kk])
-            col2im(cols.reshape(-1, nb, length), n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, wd, out)
+            _from_cols(cols.reshape(-1, nb, length), n0, r0, r1, geometry, h, wd, out)
 
     split_run(images, n_img, _min_images(n_ch * kk * h * wd))
     return out
@@ -210,6 +287,7 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
     gys = np.ascontiguousarray(gy, dtype=x.dtype).reshape(n_img, n_out, oh * ow)
     kh, kw = ksize
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dw)
     cg, og = n_ch // groups, n_out // groups
     kk = cg * kh * kw
 
@@ -220,7 +298,7 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
         for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
             nb, length = n1 - n0, (r1 - r0) * ow
             cols = np.empty((n_ch * kh * kw, nb * length), x.dtype)
-            im2col(x, n0, r0, r1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols.reshape(-1, nb, length))
+            _to_cols(x, n0, r0, r1, geometry, oh, ow, cols.reshape(-1, nb, length))
             gyb = gys[n0:n1, :, r0 * ow:r1 * ow].transpose(1, 0, 2).reshape(n_out, nb * length)
             for g in range(groups):
                 gw[g * og:(g + 1) * og] += np.dot(gyb[g * og:(g + 1) * og], cols[g * kk:(g + 1) * kk].T)
