@@ -8,16 +8,17 @@ Layouts (NCHW, torch's weight layouts):
   -> (N, O, OH, OW), OH = (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1; it is the
   adjoint of conv2d w.r.t. its input (the gradient of conv2d's input).
 
-The images are split among threads (``_threads.split_run``: serial GIL-free
-kernels and single-threaded BLAS per thread, one hand-off per op) and each
-thread processes its images in blocks of ``nb`` whose column matrices fit in
-the cache (``_blocks``): ``cols`` has shape (C * kh * kw, nb, L), L = OH * OW;
+The images are processed in blocks of ``nb`` whose column matrices fit in the
+cache (``_blocks``): ``cols`` has shape (C * kh * kw, nb, L), L = OH * OW;
 row (c * kh + ki) * kw + kj, column (b, i * OW + j) holds the padded input at
 (n0 + b, c, i * sh - ph + ki * dh, j * sw - pw + kj * dw) (0 outside). So a
 block is one GEMM per group whatever its number of images (small images made
 many tiny GEMMs), and the columns never leave the cache; the GEMM's (O, nb, L)
-result is moved to NCHW by one strided copy. Arguments are not validated here
-(the functional layer does that).
+result is moved to NCHW by one strided copy. One thread copies the columns
+and numpy's BLAS spreads each GEMM over its threads: splitting the images among
+Python threads with single-threaded BLAS each (``_threads.split_run``, as
+attention does) was 5-35% slower on all four benchmark shapes once a block
+was one GEMM. Arguments are not validated here (the functional layer does that).
 
 The copy loops index flat arrays with unsigned offsets: with signed ones Numba
 checks every index for wrap-around, and the short rows (OW elements) ran 2x
@@ -31,12 +32,8 @@ import functools
 import numpy as np
 from numba import njit, uint64
 
-from nbdl.kernels.cpu._threads import split_run
-
 # bytes of column matrix per block of images: the cache a block's columns live in
 BLOCK_BYTES = 1 << 20
-# multiply-adds below which a thread of its own does not pay for its hand-off
-THREAD_WORK = 1 << 22
 # output columns below which im2col / col2im go through the offset table
 SHORT_ROW = 16
 
@@ -187,21 +184,16 @@ def _from_cols(cols, n0, r0, r1, geometry, oh, ow, out):
         col2im(cols, n0, r0, r1, *geometry, ow, out)
 
 
-def _min_images(macs_per_image):
-    """The fewest images worth a thread of their own."""
-    return -(-THREAD_WORK // max(1, macs_per_image))
-
-
-def _blocks(i0, i1, rows, oh, ow, itemsize):
-    """[(n0, n1, r0, r1)]: images i0 .. i1 in blocks whose (rows, (r1 - r0) * ow) column
+def _blocks(n_img, rows, oh, ow, itemsize):
+    """[(n0, n1, r0, r1)]: the images in blocks whose (rows, (r1 - r0) * ow) column
     matrices fill BLOCK_BYTES: several whole images (r0, r1 = 0, oh), or one image
     in slabs of output rows r0 .. r1 where an image's columns alone are larger."""
     row_bytes = max(1, rows * ow * itemsize)
     if row_bytes * oh <= BLOCK_BYTES:
         nb = BLOCK_BYTES // (row_bytes * oh)
-        return [(n0, min(i1, n0 + nb), 0, oh) for n0 in range(i0, i1, nb)]
+        return [(n0, min(n_img, n0 + nb), 0, oh) for n0 in range(0, n_img, nb)]
     slab = max(1, BLOCK_BYTES // row_bytes)
-    return [(n, n + 1, r0, min(oh, r0 + slab)) for n in range(i0, i1) for r0 in range(0, oh, slab)]
+    return [(n, n + 1, r0, min(oh, r0 + slab)) for n in range(n_img) for r0 in range(0, oh, slab)]
 
 
 def conv2d(x, w, b, stride, padding, dilation, groups):
@@ -221,23 +213,20 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     out = np.empty((n_img, n_out, oh * ow), x.dtype)
     bias = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)[:, None]
 
-    def images(i0, i1):
-        for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
-            nb, length = n1 - n0, (r1 - r0) * ow
-            cols = np.empty((n_ch * kh * kw, nb, length), x.dtype)
-            _to_cols(x, n0, r0, r1, geometry, oh, ow, cols)
-            block = out[n0:n1, :, r0 * ow:r1 * ow]
-            for g in range(groups):        # one GEMM per block and group
-                a = cols[g * kk:(g + 1) * kk].reshape(kk, nb * length)
-                if nb == 1 and length == oh * ow:      # straight into the (contiguous) output
-                    np.dot(wg[g], a, out=block[0, g * og:(g + 1) * og])
-                else:
-                    y = np.dot(wg[g], a)
-                    block[:, g * og:(g + 1) * og] = y.reshape(og, nb, length).transpose(1, 0, 2)
-            if bias is not None:
-                block += bias
-
-    split_run(images, n_img, _min_images(n_out * kk * oh * ow))
+    for n0, n1, r0, r1 in _blocks(n_img, n_ch * kh * kw, oh, ow, x.itemsize):
+        nb, length = n1 - n0, (r1 - r0) * ow
+        cols = np.empty((n_ch * kh * kw, nb, length), x.dtype)
+        _to_cols(x, n0, r0, r1, geometry, oh, ow, cols)
+        block = out[n0:n1, :, r0 * ow:r1 * ow]
+        for g in range(groups):        # one GEMM per block and group
+            a = cols[g * kk:(g + 1) * kk].reshape(kk, nb * length)
+            if nb == 1 and length == oh * ow:      # straight into the (contiguous) output
+                np.dot(wg[g], a, out=block[0, g * og:(g + 1) * og])
+            else:
+                y = np.dot(wg[g], a)
+                block[:, g * og:(g + 1) * og] = y.reshape(og, nb, length).transpose(1, 0, 2)
+        if bias is not None:
+            block += bias
     return out.reshape(n_img, n_out, oh, ow)
 
 
@@ -260,18 +249,15 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
     out = np.empty((n_img, n_out, oh, ow), x.dtype)
     start = 0 if b is None else np.asarray(b, dtype=x.dtype)[:, None, None]
 
-    def images(i0, i1):
-        out[i0:i1] = start
-        # the input's positions are the "output" positions of the conv that this op transposes
-        for n0, n1, r0, r1 in _blocks(i0, i1, n_out * kh * kw, h, wd, x.itemsize):
-            nb, length = n1 - n0, (r1 - r0) * wd
-            cols = np.empty((n_out * kh * kw, nb * length), x.dtype)
-            xb = xs[n0:n1, :, r0 * wd:r1 * wd].transpose(1, 0, 2).reshape(n_ch, nb * length)
-            for g in range(groups):        # one GEMM per block and group
-                np.dot(wt[g], xb[g * cg:(g + 1) * cg], out=cols[g * kk:(g + 1) * kk])
-            _from_cols(cols.reshape(-1, nb, length), n0, r0, r1, geometry, h, wd, out)
-
-    split_run(images, n_img, _min_images(n_ch * kk * h * wd))
+    out[:] = start
+    # the input's positions are the "output" positions of the conv that this op transposes
+    for n0, n1, r0, r1 in _blocks(n_img, n_out * kh * kw, h, wd, x.itemsize):
+        nb, length = n1 - n0, (r1 - r0) * wd
+        cols = np.empty((n_out * kh * kw, nb * length), x.dtype)
+        xb = xs[n0:n1, :, r0 * wd:r1 * wd].transpose(1, 0, 2).reshape(n_ch, nb * length)
+        for g in range(groups):        # one GEMM per block and group
+            np.dot(wt[g], xb[g * cg:(g + 1) * cg], out=cols[g * kk:(g + 1) * kk])
+        _from_cols(cols.reshape(-1, nb, length), n0, r0, r1, geometry, h, wd, out)
     return out
 
 
@@ -291,17 +277,12 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
     cg, og = n_ch // groups, n_out // groups
     kk = cg * kh * kw
 
-    def images(i0, i1):
-        """This thread's share of gw: the sum over images i0 .. i1, one GEMM per block
-        and group."""
-        gw = np.zeros((n_out, kk), x.dtype)
-        for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
-            nb, length = n1 - n0, (r1 - r0) * ow
-            cols = np.empty((n_ch * kh * kw, nb * length), x.dtype)
-            _to_cols(x, n0, r0, r1, geometry, oh, ow, cols.reshape(-1, nb, length))
-            gyb = gys[n0:n1, :, r0 * ow:r1 * ow].transpose(1, 0, 2).reshape(n_out, nb * length)
-            for g in range(groups):
-                gw[g * og:(g + 1) * og] += np.dot(gyb[g * og:(g + 1) * og], cols[g * kk:(g + 1) * kk].T)
-        return gw
-
-    return sum(split_run(images, n_img, _min_images(n_out * kk * oh * ow))).reshape(n_out, cg, kh, kw)
+    gw = np.zeros((n_out, kk), x.dtype)
+    for n0, n1, r0, r1 in _blocks(n_img, n_ch * kh * kw, oh, ow, x.itemsize):
+        nb, length = n1 - n0, (r1 - r0) * ow
+        cols = np.empty((n_ch * kh * kw, nb * length), x.dtype)
+        _to_cols(x, n0, r0, r1, geometry, oh, ow, cols.reshape(-1, nb, length))
+        gyb = gys[n0:n1, :, r0 * ow:r1 * ow].transpose(1, 0, 2).reshape(n_out, nb * length)
+        for g in range(groups):        # one GEMM per block and group
+            gw[g * og:(g + 1) * og] += np.dot(gyb[g * og:(g + 1) * og], cols[g * kk:(g + 1) * kk].T)
+    return gw.reshape(n_out, cg, kh, kw)
