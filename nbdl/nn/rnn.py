@@ -101,7 +101,8 @@ class RNNBase(Module):
                                      f"{want if batched else (want[0], want[2])}, got {s.shape}")
                 checked.append(s if batched else s.unsqueeze(1))
             hx = tuple(checked)
-        lengths = _rec.check_lengths(name, lengths, n_t, n_b)
+        if lengths is not None:          # (None: the ops run every row to the end)
+            lengths = _rec.check_lengths(name, lengths, n_t, n_b)
         return input, hx, lengths, batched
 
     def forward(self, input, hx=None, lengths=None):
