@@ -98,3 +98,57 @@ class BatchNorm2d:
 
     def time_forward_backward(self, framework):
         self.grad(self.norm(*self.inputs).sum(), self.inputs)
+
+
+def _one(shape, framework, seconds=1.5):
+    """Median seconds of one Conv2d fwd+bwd in this process (after setup's warm-up), or
+    of one CNN epoch when ``shape`` is "cnn"."""
+    import time
+    if shape == "cnn":
+        from .bench_cnn import CNNEpoch
+        bench, call = CNNEpoch(), lambda: bench.time_epoch(framework)
+        bench.setup(framework)
+    else:
+        bench, call = Conv2d(), lambda: bench.time_forward_backward(shape, framework)
+        bench.setup(shape, framework)
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 7:
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main(rounds=3):
+    """The conv issue's table: fwd+bwd ms of nbdl and torch on the four shapes and the
+    CNN epoch, each the best over ``rounds`` fresh processes per framework, alternated
+    (this VM's speed drifts by 2x within minutes), with nbdl's GFLOP/s (3 x the
+    forward's 2 N O OH OW C kh kw). Run as ``cd asv_benchmarks && python -m benchmarks.bench_conv``."""
+    import subprocess
+    import sys
+    best = {}
+    for _ in range(rounds):
+        for shape in [*SHAPES, "cnn"]:
+            for fw in ("nbdl", "torch"):
+                out = subprocess.run([sys.executable, "-m", "benchmarks.bench_conv", shape, fw],
+                                     capture_output=True, text=True, check=True)
+                t = float(out.stdout.split()[-1])
+                best[shape, fw] = min(best.get((shape, fw), t), t)
+    print("| case | nbdl ms | torch ms | ratio | nbdl GFLOP/s |")
+    print("|---|---:|---:|---:|---:|")
+    for shape in [*SHAPES, "cnn"]:
+        ours, theirs = best[shape, "nbdl"], best[shape, "torch"]
+        gflops = ""
+        if shape != "cnn":
+            n, cin, cout, hw, k, p, s = SHAPES[shape]
+            o = (hw + 2 * p - k) // s + 1
+            gflops = f"{3 * 2 * n * cout * o * o * cin * k * k / ours / 1e9:.0f}"
+        print(f"| {shape} | {ours * 1e3:.2f} | {theirs * 1e3:.2f} | {ours / theirs:.2f} | {gflops} |")
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3:
+        print(_one(*sys.argv[1:]))
+    else:
+        main()
