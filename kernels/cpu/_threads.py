@@ -1,10 +1,16 @@
-"""Split a CPU op's work among Python threads, each calling single-threaded BLAS
-and serial GIL-free (``nogil=True``) Numba kernels.
+"""How CPU kernels share the cores among Numba's threads, OpenBLAS's and Python's.
 
-On a small machine, alternating Numba's parallel regions with multi-threaded
-OpenBLAS calls makes each hand-off wait for the other pool's threads to go to
-sleep (measured on the 2-core VM: a blocked conv2d 4-40x slower than its CPU
-time). Here each thread runs its share from start to end: one hand-off per op.
+On a small machine every hand-off between thread pools is expensive: alternating
+Numba's parallel regions with multi-threaded OpenBLAS calls makes each wait for
+the other pool's threads to go to sleep (measured on the 2-core VM: a blocked
+conv2d 4-40x slower than its CPU time), and waking sleeping OpenMP threads costs
+80-150 us per parallel kernel. Two helpers:
+
+- ``parallel_for(work)``: a Numba parallel kernel runs on the calling thread
+  alone below PARALLEL_WORK (the elementwise and pooling kernels);
+- ``split_run(work, n)``: an op's work split among Python threads, each calling
+  single-threaded BLAS and serial GIL-free (``nogil=True``) Numba kernels from
+  start to end, one hand-off per op (attention's heads).
 """
 import contextlib
 
