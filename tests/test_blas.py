@@ -28,11 +28,11 @@ def test_registers_numpys_openblas_here():
 
 
 def test_np_dot_fallback(tmp_path):
-    """Where numpy's BLAS is not found, the same names link to np.dot wrappers."""
+    """Where numpy's BLAS is not found (or NBDL_NUMPY_BLAS=0), the same names link to
+    np.dot wrappers."""
     code = """
 import numpy as np
 from nbdl.kernels.cpu import _blas
-_blas._numpy_openblas = lambda: None
 assert _blas.register() == "np.dot"
 for dtype in (np.float32, np.float64):
     a = np.arange(12, dtype=dtype).reshape(3, 4); b = np.arange(8, dtype=dtype).reshape(4, 2)
@@ -42,5 +42,25 @@ for dtype in (np.float32, np.float64):
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}, timeout=300)
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NBDL_NUMPY_BLAS": "0"},
+                         timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_kernel_calling_gemm_runs_in_a_fresh_process():
+    """The recurrence loops link to the registered names: calling one directly, with
+    no wrapper before it, must not meet an unresolved symbol (it crashed the process)."""
+    code = """
+import numpy as np
+from nbdl.kernels.cpu import recurrence as K
+t, b, h = 3, 2, 64
+xw = np.ones((t, b, 4 * h), np.float32); h0 = np.zeros((b, h), np.float32)
+w = np.full((h, 4 * h), 0.01, np.float32); lengths = np.full(b, t)
+out, hp, cp, tc = (np.empty((t, b, h), np.float32) for _ in range(4))
+gates = np.empty((t, b, 4 * h), np.float32); hn, cn = h0.copy(), h0.copy()
+K._lstm_forward_loop(xw, h0, h0, w, lengths, False, out, hn, cn, gates, hp, cp, tc)
+assert np.isfinite(out).all() and out.max() > 0
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, (out.returncode, out.stderr[-2000:])

@@ -8,12 +8,16 @@ the small-M GEMMs of a recurrence step (measured on the 2-core VM, one thread,
 GEMM per step call numpy's ``cblas_sgemm`` / ``cblas_dgemm`` instead: ``register()``
 finds them in numpy's OpenBLAS (through threadpoolctl) and gives LLVM their
 addresses under fixed names, which the @njit code links to by name (so
-``cache=True`` still works). Where numpy's BLAS is not an ILP64 OpenBLAS, the
-names go to small compiled wrappers around Numba's ``np.dot`` instead.
+``cache=True`` still works). Where numpy's BLAS is not an ILP64 OpenBLAS, or
+NBDL_NUMPY_BLAS=0 is set, the names go to small compiled wrappers around
+Numba's ``np.dot`` instead.
 
-Call ``register()`` before the first call of a kernel that uses ``gemm``.
+Importing this module registers them (``register()``, once per process): an
+@njit function calling ``gemm`` that was compiled or loaded from the cache before
+would call an unresolved address and crash the process.
 """
 import ctypes
+import os
 
 import numpy as np
 from llvmlite import binding as llvm
@@ -61,7 +65,7 @@ def register():
     """Give LLVM the addresses of numpy's GEMMs (or of the np.dot fallbacks) under
     the names ``gemm`` links to. Idempotent; returns "numpy" or "np.dot"."""
     if not _registered:
-        found = _numpy_openblas()
+        found = None if os.environ.get("NBDL_NUMPY_BLAS", "1") == "0" else _numpy_openblas()
         for dtype, letter, real in ((np.float32, "s", types.float32), (np.float64, "d", types.float64)):
             if found:
                 lib, prefix, suffix = found
@@ -84,3 +88,6 @@ def gemm(a, b, out):
     else:
         _dgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes, max(k, 1),
                b.ctypes, max(n, 1), 0.0, out.ctypes, max(n, 1))
+
+
+register()

@@ -339,7 +339,6 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, relu):
     out = np.empty((n_t, n_b, n_h), x.dtype)
     hprev = np.empty_like(out)
     hn = np.empty((n_b, n_h), x.dtype)
-    _blas.register()
     _rnn_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
     return out, hn, hprev
 
@@ -350,7 +349,6 @@ def rnn_backward(x, w_ih, w_hh, out, hprev, lengths, reverse, relu, g_out, g_hn)
     x = np.ascontiguousarray(x)
     w_ih, w_hh, g_out, g_hn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn)
     dg = np.empty_like(out)
-    _blas.register()
     gh0 = _rnn_backward_loop(g_out, g_hn, out, w_hh, lengths, reverse, relu, dg)
     gx, gw_ih, gb = _input_grads(dg, x, w_ih)
     gw_hh = _hidden_grad(dg, hprev)
@@ -370,7 +368,6 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     gates = np.empty((n_t, n_b, 4 * n_h), x.dtype)
     hn = np.empty((n_b, n_h), x.dtype)
     cn = np.empty_like(hn)
-    _blas.register()
     _lstm_forward_loop(xw, h0, c0, np.ascontiguousarray(w_hh.T), lengths, reverse, out, hn, cn,
                        gates, hprev, cprev, tanh_c)
     return out, hn, cn, (gates, hprev, cprev, tanh_c)
@@ -383,7 +380,6 @@ def lstm_backward(x, w_ih, w_hh, saved, lengths, reverse, g_out, g_hn, g_cn):
     x = np.ascontiguousarray(x)
     w_ih, w_hh, g_out, g_hn, g_cn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn, g_cn)
     dg = np.empty_like(gates)
-    _blas.register()
     gh0, gc0 = _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, lengths, reverse, dg)
     gx, gw_ih, gb = _input_grads(dg, x, w_ih)
     gw_hh = _hidden_grad(dg, hprev)
@@ -403,7 +399,6 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     gates = np.empty((n_t, n_b, 3 * n_h), x.dtype)
     hn = np.empty((n_b, n_h), x.dtype)
     bhh = np.zeros(3 * n_h, x.dtype) if b_hh is None else b_hh
-    _blas.register()
     _gru_forward_loop(xw, h0, np.ascontiguousarray(w_hh.T), bhh, lengths, reverse, out, hn, gates,
                       hw_n, hprev)
     return out, hn, (gates, hw_n, hprev)
@@ -417,7 +412,6 @@ def gru_backward(x, w_ih, w_hh, saved, lengths, reverse, g_out, g_hn):
     w_ih, w_hh, g_out, g_hn = _contiguous(x.dtype, w_ih, w_hh, g_out, g_hn)
     dgx = np.empty_like(gates)
     dgh = np.empty_like(gates)
-    _blas.register()
     gh0 = _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, dgx, dgh)
     gx, gw_ih, gb_ih = _input_grads(dgx, x, w_ih)
     gw_hh = _hidden_grad(dgh, hprev)
