@@ -13,6 +13,15 @@ SHAPES = {
 }
 
 
+def conv_operands(shape):
+    """(x, w, conv kwargs) of a SHAPES entry, float32 numpy arrays."""
+    n, cin, cout, hw, k, p, s = SHAPES[shape]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, cin, hw, hw)).astype(np.float32)
+    w = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+    return x, w, dict(padding=p, stride=s)
+
+
 class Conv2d:
     """F.conv2d(x, w, padding, stride) in float32; fwd and fwd+bwd (dx, dw)."""
     params = [list(SHAPES), ["nbdl", "torch"]]
@@ -21,11 +30,7 @@ class Conv2d:
 
     def setup(self, shape, framework):
         warm_allocator()
-        n, cin, cout, hw, k, p, s = SHAPES[shape]
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((n, cin, hw, hw)).astype(np.float32)
-        w = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
-        self.kw = dict(padding=p, stride=s)
+        x, w, self.kw = conv_operands(shape)
         if framework == "nbdl":
             import nbdl
             import nbdl.nn.functional as F

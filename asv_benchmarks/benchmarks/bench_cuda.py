@@ -78,12 +78,8 @@ class CudaConv2d:
     param_names = ["shape", "framework"]
 
     def setup(self, shape, framework):
-        from .bench_conv import SHAPES
-        n, cin, cout, hw, k, p, s = SHAPES[shape]
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((n, cin, hw, hw)).astype(np.float32)
-        w = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
-        self.kw = dict(padding=p, stride=s)
+        from .bench_conv import conv_operands
+        x, w, self.kw = conv_operands(shape)
         if framework == "nbdl":
             nbdl = _require_gpu()
             self.x = nbdl.tensor(x).to("cuda").requires_grad_()
