@@ -299,23 +299,36 @@ def _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, lengths, reverse, 
 
 
 # ---- host side: the GEMMs over all timesteps -------------------------------------------
+def _with_ones(x):
+    """x (T, B, I) as (T*B, I + 1) rows ending in a 1, so one GEMM also adds a bias."""
+    n_in = x.shape[2]
+    out = np.empty((x.size // max(n_in, 1), n_in + 1), x.dtype)
+    out[:, :n_in] = x.reshape(-1, n_in)
+    out[:, n_in] = 1
+    return out
+
+
 def _project(x, w_ih, *biases):
-    """(T, B, G*H) = x @ w_ih^T + the biases that are not None."""
-    n_t, n_b, n_in = x.shape
-    xw = np.dot(x.reshape(n_t * n_b, n_in), w_ih.T)
+    """(T, B, G*H) = x @ w_ih^T + the biases that are not None, as one GEMM with the
+    bias as an extra column of w_ih (two separate broadcast adds cost more than the
+    GEMM on small layers, and two passes over the result on large ones)."""
+    n_t, n_b, _ = x.shape
+    bias = np.zeros(w_ih.shape[0], w_ih.dtype)
     for b in biases:
         if b is not None:
-            xw += b
-    return xw.reshape(n_t, n_b, -1)
+            bias += b
+    w = np.concatenate([w_ih, bias[:, None]], axis=1)
+    return np.dot(_with_ones(x), w.T).reshape(n_t, n_b, -1)
 
 
 def _input_grads(dg, x, w_ih):
-    """(gx, gw_ih, gb) from the gradients dg (T, B, G*H) of the input-side pre-activations."""
+    """(gx, gw_ih, gb) from the gradients dg (T, B, G*H) of the input-side pre-activations
+    (gw_ih and the bias gradient gb from one GEMM against _with_ones(x))."""
     n_t, n_b, n_in = x.shape
     d2 = dg.reshape(n_t * n_b, -1)
     gx = np.dot(d2, w_ih).reshape(n_t, n_b, n_in)
-    gw_ih = np.dot(d2.T, x.reshape(n_t * n_b, n_in))
-    return gx, gw_ih, d2.sum(0)
+    gw = np.dot(d2.T, _with_ones(x))
+    return gx, np.ascontiguousarray(gw[:, :n_in]), np.ascontiguousarray(gw[:, n_in])
 
 
 def _hidden_grad(dg, hprev):
