@@ -26,9 +26,8 @@ def _keep_freed_memory():
     if _os.environ.get("NBDL_KEEP_FREED_MEMORY", "1") == "0":
         return
     import ctypes
-    import ctypes.util
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc = ctypes.CDLL(None)       # the process's own symbols, libc's among them
         m_trim_threshold, m_mmap_threshold = -1, -3
         libc.mallopt(m_mmap_threshold, 256 << 20)
         libc.mallopt(m_trim_threshold, 512 << 20)
