@@ -17,8 +17,8 @@ many tiny GEMMs), and the columns never leave the cache; the GEMM's (O, nb, L)
 result is moved to NCHW by one strided copy. One thread copies the columns
 and numpy's BLAS spreads each GEMM over its threads: splitting the images among
 Python threads with single-threaded BLAS each (``_threads.split_run``, as
-attention does) was 5-35% slower on all four benchmark shapes once a block
-was one GEMM. Arguments are not validated here (the functional layer does that).
+attention does) was 8-21% slower on the three larger benchmark shapes and no
+faster on the smallest once a block was one GEMM (in-process A/B). Arguments are not validated here (the functional layer does that).
 
 The copy loops index flat arrays with unsigned offsets: with signed ones Numba
 checks every index for wrap-around, and the short rows (OW elements) ran 2x
@@ -272,8 +272,7 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
     n_out, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
     gys = np.ascontiguousarray(gy, dtype=x.dtype).reshape(n_img, n_out, oh * ow)
     kh, kw = ksize
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    geometry = (kh, kw, sh, sw, ph, pw, dh, dw)
+    geometry = (kh, kw, *stride, *padding, *dilation)
     cg, og = n_ch // groups, n_out // groups
     kk = cg * kh * kw
 
