@@ -42,7 +42,7 @@ def as_dtype(dtype):
 
 def _finish(arr, device, requires_grad):
     t = Tensor(arr)
-    if device is not None and check_device(device, "tensor") != "cpu":
+    if device not in (None, "cpu") and check_device(device, "tensor") != "cpu":
         t = t.to(device)
     if requires_grad:
         t.requires_grad_(True)
@@ -92,6 +92,8 @@ def from_numpy(array):
 def _shape(size, op):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
+    if all(type(s) is int and s >= 0 for s in size):    # the common case, checked first
+        return size
     for s in size:
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0:
             raise ValueError(f"{op}: sizes must be non-negative ints, got {size}")

@@ -19,6 +19,8 @@ def _sizes(args, op):
     """Accept f(2, 3) and f((2, 3)) alike."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
+    if all(type(s) is int for s in args):     # the common case, checked first: ops call this often
+        return args
     for s in args:
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
             raise TypeError(f"{op}: sizes must be ints, got {args}")
@@ -28,24 +30,28 @@ def _sizes(args, op):
 # ---- views ---------------------------------------------------------------
 def reshape(x, *shape):
     check_tensor(x, "reshape")
-    shape = _resolve_shape(_sizes(shape, "reshape"), x)
+    return _view(x, _resolve_shape(_sizes(shape, "reshape"), x))
+
+
+def _view(x, shape):
+    """x as ``shape``, a shape already known to hold x's elements (reshape's recording)."""
     if shape == x.shape:
         return x
     return attach(Tensor(reshape_array(x.data, shape)), "reshape", (x,),
-                  lambda g: (g.reshape(x.shape),))
+                  lambda g: (_view(g, x.shape),))
 
 
 def _resolve_shape(shape, x):
     """``shape`` with a -1 filled in; an error unless it holds x's element count."""
     n = x.numel()
-    known = math.prod(s for s in shape if s != -1)
-    bad = builtins.sum(s == -1 for s in shape) > 1 or builtins.any(s < -1 for s in shape)
-    if not bad and -1 in shape:
-        bad = known == 0 or n % known != 0
-        shape = tuple(n // known if s == -1 else s for s in shape) if not bad else shape
-    if bad or math.prod(shape) != n:
+    asked = shape
+    if shape.count(-1) == 1:
+        known = math.prod(s for s in shape if s != -1)
+        if known > 0 and n % known == 0:
+            shape = tuple(n // known if s == -1 else s for s in shape)
+    if builtins.min(shape, default=0) < 0 or math.prod(shape) != n:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
-                         f"({n} elements) into {shape}")
+                         f"({n} elements) into {asked}")
     return shape
 
 
@@ -61,7 +67,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
-    return x.reshape(shape)
+    return _view(x, shape)
 
 
 def permute(x, *dims):
@@ -97,13 +103,14 @@ def squeeze(x, dim=None):
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
         dims = {norm_dim(d, x.ndim, "squeeze") for d in dims}
         shape = tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1))
-    return x.reshape(shape)
+    return _view(x, shape)
 
 
 def unsqueeze(x, dim):
     check_tensor(x, "unsqueeze")
     d = norm_dim(dim, x.ndim + 1, "unsqueeze")
-    return x.reshape(x.shape[:d] + (1,) + x.shape[d:])
+    shape = x.shape
+    return _view(x, shape[:d] + (1,) + shape[d:])
 
 
 def expand(x, *sizes):

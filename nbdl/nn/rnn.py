@@ -67,8 +67,9 @@ class RNNBase(Module):
 
     def _layer_params(self, layer, direction):
         s = f"_l{layer}" + ("_reverse" if direction else "")
-        get = lambda n: getattr(self, n + s) if self.bias or n.startswith("weight") else None
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+        p = self._parameters
+        return (p["weight_ih" + s], p["weight_hh" + s], p["bias_ih" + s] if self.bias else None,
+                p["bias_hh" + s] if self.bias else None)
 
     def _input(self, input, hx, lengths):
         """(input (T, B, I), hx tuple of (L*D, B, H) or None, lengths, batched) checked."""
