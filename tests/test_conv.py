@@ -240,3 +240,29 @@ def test_conv_transpose2d_property(case, data, short_row):
     _compare(F.conv_transpose2d, TF.conv_transpose2d, arrays,
              dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
                   dilation=dilation), short_row)
+
+
+# (kh, kw, padding, dilation) with stride 1 and the output as wide as the input: the
+# CPU im2col / col2im copy each tap's rows as one run (kernels/cpu/conv.py, _tap_as_run)
+SAME_WIDTH = [(3, 3, (1, 1), (1, 1)), (5, 3, (2, 1), (1, 1)), (3, 3, (2, 2), (2, 2)),
+              (1, 1, (0, 0), (1, 1)), (3, 5, (0, 2), (1, 1)), (3, 3, (3, 1), (1, 1)),
+              (2, 3, (1, 2), (1, 2))]
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])      # row slabs of one row / whole images
+@pytest.mark.parametrize("kh,kw,padding,dilation", SAME_WIDTH)
+@pytest.mark.parametrize("h,w", [(5, 6), (1, 1), (2, 1)])
+def test_same_width_runs(h, w, kh, kw, padding, dilation, block_bytes):
+    rng = np.random.default_rng(0)
+    x, wt = rng.standard_normal((2, 4, h, w)), rng.standard_normal((6, 2, kh, kw))
+    if (h + 2 * padding[0] - dilation[0] * (kh - 1)) < 1:
+        pytest.skip("no output rows")
+    saved, cpu_conv.BLOCK_BYTES = cpu_conv.BLOCK_BYTES, block_bytes
+    try:
+        kwargs = dict(padding=padding, dilation=dilation, groups=2)
+        _compare(F.conv2d, TF.conv2d, [x, wt, rng.standard_normal(6)], kwargs, 0)
+        if h - 2 * padding[0] + dilation[0] * (kh - 1) > 0:      # the transpose's output rows
+            _compare(F.conv_transpose2d, TF.conv_transpose2d, [x, rng.standard_normal((4, 3, kh, kw))],
+                     kwargs, 0)
+    finally:
+        cpu_conv.BLOCK_BYTES = saved

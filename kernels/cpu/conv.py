@@ -48,6 +48,65 @@ def _valid_range(kj, sw, pw, dw, ow, w):
     return min(lo, hi), hi
 
 
+@njit(cache=True, inline="always")
+def _run_rows(i0, i1, shift, h):
+    """[ia, ib): the output rows i in [i0, i1) whose input row i - shift is in [0, h)."""
+    ia = min(max(i0, shift), i1)
+    return ia, max(ia, min(i1, h + shift))
+
+
+@njit(cache=True, inline="always")
+def _tap_as_run(src, dst, plane, base, i0, i1, shift, h, w, off, lo, hi):
+    """im2col of one tap when stride is 1 and the output is as wide as the input (a
+    'same' convolution): the tap's rows are one contiguous run of the plane shifted by
+    ``off``, so they copy as one long loop; the ``lo`` leading and ``w - hi`` trailing
+    columns of each row, which that run fills from the neighbouring rows, are then
+    zeroed (they are padding), as are the rows outside the image."""
+    zero = src.dtype.type(0)
+    ia, ib = _run_rows(i0, i1, shift, h)
+    for j in range(uint64(base), uint64(base + (ia - i0) * w)):
+        dst[j] = zero
+    for j in range(uint64(base + (ib - i0) * w), uint64(base + (i1 - i0) * w)):
+        dst[j] = zero
+    if lo >= hi:                                    # the tap reads only padding
+        for j in range(uint64(base + (ia - i0) * w), uint64(base + (ib - i0) * w)):
+            dst[j] = zero
+        return
+    first = uint64(base + (ia - i0) * w + lo)                 # skips the (padding) reads before
+    s = uint64(plane + (ia - shift) * w + off + lo)          # the plane, where off < 0
+    n = uint64((ib - ia) * w - lo - (w - hi))
+    for j in range(n):
+        dst[first + j] = src[s + j]
+    for i in range(ia, ib):
+        r = uint64(base + (i - i0) * w)
+        for j in range(uint64(lo)):
+            dst[r + j] = zero
+        for j in range(uint64(hi), uint64(w)):
+            dst[r + j] = zero
+
+
+@njit(cache=True, inline="always")
+def _add_run_to_tap(src, dst, plane, base, i0, i1, shift, h, w, off, lo, hi):
+    """col2im of one tap in _tap_as_run's case (its adjoint): the padding columns of the
+    tap's rows in the column buffer ``src`` are zeroed first (it is scratch), so that
+    adding the run in one loop adds nothing across row ends."""
+    zero = src.dtype.type(0)
+    ia, ib = _run_rows(i0, i1, shift, h)
+    if ia == ib or lo >= hi:
+        return
+    for i in range(ia, ib):
+        r = uint64(base + (i - i0) * w)
+        for j in range(uint64(lo)):
+            src[r + j] = zero
+        for j in range(uint64(hi), uint64(w)):
+            src[r + j] = zero
+    first = uint64(base + (ia - i0) * w + lo)
+    d = uint64(plane + (ia - shift) * w + off + lo)
+    n = uint64((ib - ia) * w - lo - (w - hi))
+    for j in range(n):
+        dst[d + j] += src[first + j]
+
+
 @njit(cache=True, nogil=True)
 def im2col(x, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols):
     """Fill ``cols`` (C*kh*kw, nb, (i1 - i0)*ow) from the output rows i0 .. i1 of images
@@ -65,6 +124,9 @@ def im2col(x, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols):
                 base = (((c * kh + ki) * kw + kj) * nb + b) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
+                if sw == 1 and ow == w and sh == 1:
+                    _tap_as_run(src, dst, plane, base, i0, i1, ph - ki * dh, h, w, off, lo, hi)
+                    continue
                 for i in range(i0, i1):
                     y = i * sh - ph + ki * dh
                     r = uint64(base + (i - i0) * ow)
@@ -102,6 +164,9 @@ def col2im(cols, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, out):
                 base = (((c * kh + ki) * kw + kj) * nb + b) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
+                if sw == 1 and ow == w and sh == 1:
+                    _add_run_to_tap(src, dst, plane, base, i0, i1, ph - ki * dh, h, w, off, lo, hi)
+                    continue
                 for i in range(i0, i1):
                     y = i * sh - ph + ki * dh
                     if y < 0 or y >= h:
