@@ -115,7 +115,8 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False,
         buf[r._out_idx] = add(buf[r._out_idx], g)
 
     ready = [n for n, c in consumers.items() if c == 0]
-    capture = targets is not None and not accumulate
+    # grad() w.r.t. a non-leaf tensor takes the gradient reaching it on the way
+    capture = targets is not None and not accumulate and any(t.grad_fn is not None for t in inputs)
     with enable_grad() if create_graph else no_grad():
         while ready:
             node = ready.pop()

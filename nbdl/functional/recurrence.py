@@ -126,21 +126,19 @@ def check_lengths(op, lengths, n_t, n_b):
 def _check(op, gates, input, states, w_ih, w_hh, b_ih, b_hh, batch_first):
     """Shapes, dtypes and devices of one layer's operands: input (T, B, I) ((B, T, I)
     if batch_first), states (B, H). Returns (T, B)."""
-    tensors = [check_tensor(input, op, "input")]
-    for arg, s in states:
-        tensors.append(check_tensor(s, op, arg))
-    tensors += [check_tensor(w_ih, op, "weight_ih"), check_tensor(w_hh, op, "weight_hh")]
     if (b_ih is None) != (b_hh is None):
         raise ValueError(f"{op}: give both bias_ih and bias_hh or neither")
-    for arg, b in (("bias_ih", b_ih), ("bias_hh", b_hh)):
-        if b is not None:
-            tensors.append(check_tensor(b, op, arg))
+    named = (("input", input), *states, ("weight_ih", w_ih), ("weight_hh", w_hh))
+    if b_ih is not None:
+        named += (("bias_ih", b_ih), ("bias_hh", b_hh))
+    tensors = [check_tensor(t, op, arg) for arg, t in named]
     same_device(op, *tensors)
-    for t in tensors:
-        if t.dtype.kind != "f":
-            raise TypeError(f"{op}: expects float tensors, got {t.dtype}")
-    if len({t.dtype for t in tensors}) != 1:
-        raise TypeError(f"{op}: expects one float dtype, got {sorted({str(t.dtype) for t in tensors})}")
+    dtypes = {t.dtype for t in tensors}
+    for dt in dtypes:
+        if dt.kind != "f":
+            raise TypeError(f"{op}: expects float tensors, got {dt}")
+    if len(dtypes) != 1:
+        raise TypeError(f"{op}: expects one float dtype, got {sorted(str(dt) for dt in dtypes)}")
     if input.ndim != 3:
         raise ValueError(f"{op}: input must be 3-D ({'B, T' if batch_first else 'T, B'}, input_size), "
                          f"got shape {input.shape}")
