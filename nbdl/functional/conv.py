@@ -96,6 +96,7 @@ def _conv2d(x, w, b, stride, padding, dilation, groups):
 
     def backward(g):
         gx = gw = None
+        g = g.contiguous()         # once, not in each kernel (sum's gradient is a broadcast)
         if x.requires_grad:
             kh, kw = w.shape[2:]
             used = [(g.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
@@ -120,6 +121,7 @@ def _conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups
 
     def backward(g):
         gx = gw = None
+        g = g.contiguous()
         if x.requires_grad:
             gx = _conv2d(g, w, None, stride, padding, dilation, groups)
             if gx.shape[2:] != x.shape[2:]:        # output_padding >= stride (dilation > stride)
