@@ -56,33 +56,39 @@ def _run_rows(i0, i1, shift, h):
 
 
 @njit(cache=True, inline="always")
+def _zero_padding_columns(a, base, i0, ia, ib, w, lo, hi):
+    """Zero the columns [0, lo) and [hi, w) of the rows ia .. ib of a tap's rows at ``base``."""
+    zero = a.dtype.type(0)
+    for i in range(ia, ib):
+        r = uint64(base + (i - i0) * w)
+        for j in range(uint64(lo)):
+            a[r + j] = zero
+        for j in range(uint64(hi), uint64(w)):
+            a[r + j] = zero
+
+
+@njit(cache=True, inline="always")
 def _tap_as_run(src, dst, plane, base, i0, i1, shift, h, w, off, lo, hi):
     """im2col of one tap when stride is 1 and the output is as wide as the input (a
     'same' convolution): the tap's rows are one contiguous run of the plane shifted by
     ``off``, so they copy as one long loop; the ``lo`` leading and ``w - hi`` trailing
     columns of each row, which that run fills from the neighbouring rows, are then
     zeroed (they are padding), as are the rows outside the image."""
-    zero = src.dtype.type(0)
+    zero = dst.dtype.type(0)
     ia, ib = _run_rows(i0, i1, shift, h)
+    if lo >= hi:                                    # the tap reads only padding
+        ib = ia
     for j in range(uint64(base), uint64(base + (ia - i0) * w)):
         dst[j] = zero
     for j in range(uint64(base + (ib - i0) * w), uint64(base + (i1 - i0) * w)):
         dst[j] = zero
-    if lo >= hi:                                    # the tap reads only padding
-        for j in range(uint64(base + (ia - i0) * w), uint64(base + (ib - i0) * w)):
-            dst[j] = zero
+    if ia == ib:
         return
     first = uint64(base + (ia - i0) * w + lo)                 # skips the (padding) reads before
     s = uint64(plane + (ia - shift) * w + off + lo)          # the plane, where off < 0
-    n = uint64((ib - ia) * w - lo - (w - hi))
-    for j in range(n):
+    for j in range(uint64((ib - ia) * w - lo - (w - hi))):
         dst[first + j] = src[s + j]
-    for i in range(ia, ib):
-        r = uint64(base + (i - i0) * w)
-        for j in range(uint64(lo)):
-            dst[r + j] = zero
-        for j in range(uint64(hi), uint64(w)):
-            dst[r + j] = zero
+    _zero_padding_columns(dst, base, i0, ia, ib, w, lo, hi)
 
 
 @njit(cache=True, inline="always")
@@ -90,20 +96,13 @@ def _add_run_to_tap(src, dst, plane, base, i0, i1, shift, h, w, off, lo, hi):
     """col2im of one tap in _tap_as_run's case (its adjoint): the padding columns of the
     tap's rows in the column buffer ``src`` are zeroed first (it is scratch), so that
     adding the run in one loop adds nothing across row ends."""
-    zero = src.dtype.type(0)
     ia, ib = _run_rows(i0, i1, shift, h)
     if ia == ib or lo >= hi:
         return
-    for i in range(ia, ib):
-        r = uint64(base + (i - i0) * w)
-        for j in range(uint64(lo)):
-            src[r + j] = zero
-        for j in range(uint64(hi), uint64(w)):
-            src[r + j] = zero
+    _zero_padding_columns(src, base, i0, ia, ib, w, lo, hi)
     first = uint64(base + (ia - i0) * w + lo)
     d = uint64(plane + (ia - shift) * w + off + lo)
-    n = uint64((ib - ia) * w - lo - (w - hi))
-    for j in range(n):
+    for j in range(uint64((ib - ia) * w - lo - (w - hi))):
         dst[d + j] += src[first + j]
 
 
