@@ -84,8 +84,8 @@ def _child(*args):
     return float(out.stdout.split()[-1])
 
 
-def main():
-    """The table of the issue: fwd+bwd ms of nbdl and torch (each the best of 2 fresh
+def main(rounds=3):
+    """The table of the issue: fwd+bwd ms of nbdl and torch (each the best of ``rounds`` fresh
     processes, alternating, each process reporting the median of >= 2 s of calls),
     their ratio and nbdl's GFLOP/s against numpy's sgemm peak measured in the same run.
     FLOPs: 3 x 2 G H (I + H) B T (G = 1, 4, 3).
@@ -97,7 +97,7 @@ def main():
     for cell, gates in (("RNN", 1), ("LSTM", 4), ("GRU", 3)):
         for shape, (n_t, n_b, n_in, n_h) in SHAPES.items():
             times = {"nbdl": [], "torch": []}
-            for _ in range(2):
+            for _ in range(rounds):
                 for fw, got in times.items():
                     got.append(_child(cell, shape, fw))
             ours, theirs = min(times["nbdl"]), min(times["torch"])
