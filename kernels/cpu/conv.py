@@ -18,7 +18,8 @@ result is moved to NCHW by one strided copy. One thread copies the columns
 and numpy's BLAS spreads each GEMM over its threads: splitting the images among
 Python threads with single-threaded BLAS each (``_threads.split_run``, as
 attention does) was 8-21% slower on the three larger benchmark shapes and no
-faster on the smallest once a block was one GEMM (in-process A/B). Arguments are not validated here (the functional layer does that).
+faster on the smallest once a block was one GEMM (in-process A/B). Arguments are
+not validated here (the functional layer does that).
 
 The copy loops index flat arrays with unsigned offsets: with signed ones Numba
 checks every index for wrap-around, and the short rows (OW elements) ran 2x
@@ -120,6 +121,7 @@ def im2col(x, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols):
     src = x.reshape(-1)
     dst = cols.reshape(-1)
     zero = x.dtype.type(0)
+    runs = sh == 1 and sw == 1 and ow == w        # each tap's rows are one run: _tap_as_run
     for bc in range(nb * n_ch):
         plane = (n0 * n_ch + bc) * h * w
         b, c = bc // n_ch, bc % n_ch
@@ -128,7 +130,7 @@ def im2col(x, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, cols):
                 base = (((c * kh + ki) * kw + kj) * nb + b) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
-                if sw == 1 and ow == w and sh == 1:
+                if runs:
                     _tap_as_run(src, dst, plane, base, i0, i1, ph - ki * dh, h, w, off, lo, hi)
                     continue
                 for i in range(i0, i1):
@@ -160,6 +162,7 @@ def col2im(cols, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, out):
     nb, oh = cols.shape[1], i1 - i0
     src = cols.reshape(-1)
     dst = out.reshape(-1)
+    runs = sh == 1 and sw == 1 and ow == w        # each tap's rows are one run: _add_run_to_tap
     for bc in range(nb * n_ch):
         plane = (n0 * n_ch + bc) * h * w
         b, c = bc // n_ch, bc % n_ch
@@ -168,7 +171,7 @@ def col2im(cols, n0, i0, i1, kh, kw, sh, sw, ph, pw, dh, dw, ow, out):
                 base = (((c * kh + ki) * kw + kj) * nb + b) * oh * ow
                 lo, hi = _valid_range(kj, sw, pw, dw, ow, w)
                 off = kj * dw - pw
-                if sw == 1 and ow == w and sh == 1:
+                if runs:
                     _add_run_to_tap(src, dst, plane, base, i0, i1, ph - ki * dh, h, w, off, lo, hi)
                     continue
                 for i in range(i0, i1):
