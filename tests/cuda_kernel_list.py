@@ -63,7 +63,8 @@ def kernel_list():
         ("reduce._arg_tree", R._arg_tree, lambda f: t.void(I, A(I), A(f), I, U, U, I, I)),
         ("reduce._rows", R._rows, lambda f: t.void(A(f), A(f), I, I)),
         ("linalg._matmul_kernel", L._matmul_kernel, lambda f: t.void(
-            A(f), U, I, I, I, A(f), I, U, I, I, A(f), I, U, I, I, A(f), B)),
+            A(f), U, I, I, I, I, A(f), I, U, I, I, A(f), I, U, I, I, A(f), B)),
+        ("linalg._sum_splits_kernel", L._sum_splits_kernel, lambda f: t.void(A(f), A(f), I, A(f), B)),
         ("indexing._gather_kernel", X._gather_kernel, lambda f: t.void(
             A(f), U, A(f), I, U, I, I, A(I), I, U, A(t.int32))),
         ("indexing._scatter_add_kernel", X._scatter_add_kernel, lambda f: t.void(

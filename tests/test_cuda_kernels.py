@@ -302,15 +302,35 @@ def test_matmul(dtype):
     check(L.matmul(transposed(a), transposed(b)), cpu("matmul")(a.T, b.T), rtol=rtol)
 
 
+def test_matmul_tiles_and_split_k(monkeypatch):
+    """Outputs over several 64 x 64 tiles (every thread's 4 x 4 outputs, edges
+    cut), both staging layouts of each operand, and the split-k path (few
+    tiles, long k: partial tiles summed by _sum_splits_kernel, bias added there;
+    splits of 16 here, to keep the simulator quick)."""
+    r = np.random.default_rng(7)   # (its own draws: the other tests keep their data)
+    a = r.standard_normal((70, 9))
+    b = r.standard_normal((9, 66))
+    check(L.matmul(dev(a), dev(b)), a @ b)
+    check(L.matmul(transposed(a.T.copy()), transposed(b.T.copy())), a @ b)
+    monkeypatch.setattr(L, "MIN_SPLIT_K", 16)
+    assert L._k_split(1, 40) == 24             # the next products run as splits of 24 and 16
+    x = r.standard_normal((2, 40))
+    w = r.standard_normal((3, 40))
+    bias = r.standard_normal(3)
+    check(L.matmul(dev(x), transposed(w)), x @ w.T)
+    check(L.linear(dev(x), dev(w), dev(bias)), x @ w.T + bias)
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_linear(dtype):
-    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    rtol, atol = (1e-5, 1e-6) if dtype == np.float32 else (1e-12, 1e-12)   # (atol: cancellations)
     x = rng.standard_normal((2, 3, 6)).astype(dtype)
     w = rng.standard_normal((5, 6)).astype(dtype)
     b = rng.standard_normal(5).astype(dtype)
-    check(L.linear(dev(x), dev(w), dev(b)), cpu("linear")(x, w, b), rtol=rtol)
-    check(L.linear(dev(x[0, 0]), dev(w), None), cpu("linear")(x[0, 0], w, None), rtol=rtol)
-    check(L.linear(dev(x)[:, 1], transposed(w.T.copy()), None), cpu("linear")(x[:, 1], w, None), rtol=rtol)
+    check(L.linear(dev(x), dev(w), dev(b)), cpu("linear")(x, w, b), rtol=rtol, atol=atol)
+    check(L.linear(dev(x[0, 0]), dev(w), None), cpu("linear")(x[0, 0], w, None), rtol=rtol, atol=atol)
+    check(L.linear(dev(x)[:, 1], transposed(w.T.copy()), None), cpu("linear")(x[:, 1], w, None),
+          rtol=rtol, atol=atol)
 
 
 # ---- indexing --------------------------------------------------------------

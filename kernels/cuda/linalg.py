@@ -5,10 +5,19 @@
   linear(x, w, b)  x (*, in) @ w (out, in).T + b (out,) (b may be None)
 
 float32 or float64 (mixed: float64), inputs of any layout (w.T is read in
-place, never copied). One tiled shared-memory kernel: a TILE x TILE block
-computes a TILE x TILE tile of one batch's output, stepping through k a
-tile of a and of b at a time, accumulating in the output dtype; the bias is
-added in the same pass.
+place, never copied), accumulating in the output dtype.
+
+One register-blocked kernel: a block of 16 x 16 threads computes a BM x BN
+(64 x 64) tile of one batch's output, each thread the R x R (4 x 4) outputs
+at rows ty + 16 i and columns tx + 16 j of the tile (so the shared-memory
+reads of a warp are broadcasts or consecutive, and its stores coalesce). It
+steps through k a BK-wide slab of a and of b at a time, staged in shared
+memory; each load walks the operand's unit-stride axis across consecutive
+threads where it has one. A product with few output tiles and a long k
+(conv2d's weight gradient: 16 x 27 outputs over k = 32768) is split along k
+over up to FILL_BLOCKS blocks, each writing its partial tile to a workspace,
+and ``_sum_splits_kernel`` adds the partials (in split order: deterministic,
+no atomics) and the bias.
 """
 import numpy as np
 from numba import cuda
@@ -17,41 +26,104 @@ from . import _launch
 from ._launch import FLOATS, device_array, offset
 from .elementwise import cast
 
-TILE = 16
+R = 4                  # outputs per thread along each axis
+BM = BN = 16 * R       # output tile (16 x 16 threads)
+BK = 8                 # k per shared-memory slab
+BM_PAD = BM + 1        # a's slab row (k-major; the pad spreads a warp's stores over the banks)
+LOADS = BM * BK // 256  # elements of a (and of b) each thread stages per slab
+FILL_BLOCKS = 256      # split k until about this many blocks run (a large GPU's SMs x 2)
+MIN_SPLIT_K = 128      # but give each split at least this much of k
 
 
 @cuda.jit
-def _matmul_kernel(out, bshape, m, n, k, a, a_off, a_bstr, a_rs, a_cs,
+def _matmul_kernel(dest, bshape, m, n, k, k_split, a, a_off, a_bstr, a_rs, a_cs,
                    b, b_off, b_bstr, b_rs, b_cs, bias, has_bias):
-    """out (batch, m, n) C-contiguous <- a @ b (+ bias[col]). Operands are
-    strided (``_launch``): batch strides a_bstr over bshape, row / column
-    strides a_rs, a_cs. Blocks loop over (batch, tile) work items."""
-    sa = cuda.shared.array((TILE, TILE), out.dtype)
-    sb = cuda.shared.array((TILE, TILE), out.dtype)
+    """dest (splits, batch, m, n) C-contiguous <- a @ b over k in [s k_split, (s + 1) k_split)
+    for split s (+ bias[col] when has_bias). Operands are strided (``_launch``): batch
+    strides a_bstr over bshape, row / column strides a_rs, a_cs. Blocks loop over
+    (batch, tile, split) work items."""
+    sa = cuda.shared.array((BK, BM_PAD), dest.dtype)
+    sb = cuda.shared.array((BK, BN), dest.dtype)
+    acc = cuda.local.array((R, R), dest.dtype)
+    ar = cuda.local.array(R, dest.dtype)
+    br = cuda.local.array(R, dest.dtype)
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    zero = out.dtype.type(0)
-    tiles_n = (n + TILE - 1) // TILE
-    tiles = ((m + TILE - 1) // TILE) * tiles_n
-    for w in range(cuda.blockIdx.x, (out.size // (m * n)) * tiles, cuda.gridDim.x):
-        z = w // tiles
-        tile = w - z * tiles
-        row = (tile // tiles_n) * TILE + ty
-        col = (tile % tiles_n) * TILE + tx
-        pa = a_off + offset(z, bshape, a_bstr) + row * a_rs
-        pb = b_off + offset(z, bshape, b_bstr) + col * b_cs
-        acc = zero
-        for t0 in range(0, k, TILE):
-            sa[ty, tx] = a[pa + (t0 + tx) * a_cs] if row < m and t0 + tx < k else zero
-            sb[ty, tx] = b[pb + (t0 + ty) * b_rs] if col < n and t0 + ty < k else zero
+    tid = ty * 16 + tx
+    zero = dest.dtype.type(0)
+    splits = (k + k_split - 1) // k_split if k > 0 else 1
+    tiles_n = (n + BN - 1) // BN
+    tiles = ((m + BM - 1) // BM) * tiles_n
+    batch = dest.size // (splits * m * n)
+    for w in range(cuda.blockIdx.x, batch * tiles * splits, cuda.gridDim.x):
+        s = w % splits
+        z = w // (splits * tiles)
+        tile = (w // splits) % tiles
+        r0 = (tile // tiles_n) * BM
+        c0 = (tile % tiles_n) * BN
+        pa = a_off + offset(z, bshape, a_bstr)
+        pb = b_off + offset(z, bshape, b_bstr)
+        for i in range(R):
+            for j in range(R):
+                acc[i, j] = zero
+        k_lo = s * k_split
+        k_hi = min(k, k_lo + k_split)
+        for t0 in range(k_lo, k_hi, BK):
+            for q in range(LOADS):
+                e = tid + 256 * q
+                if a_cs == 1:                 # k is a's unit-stride axis
+                    kk = e % BK
+                    mm = e // BK
+                else:
+                    mm = e % BM
+                    kk = e // BM
+                row = r0 + mm
+                kx = t0 + kk
+                sa[kk, mm] = a[pa + row * a_rs + kx * a_cs] if row < m and kx < k_hi else zero
+                if b_rs == 1 and b_cs != 1:   # k is b's unit-stride axis
+                    kk = e % BK
+                    nn = e // BK
+                else:
+                    nn = e % BN
+                    kk = e // BN
+                col = c0 + nn
+                kx = t0 + kk
+                sb[kk, nn] = b[pb + kx * b_rs + col * b_cs] if col < n and kx < k_hi else zero
             cuda.syncthreads()
-            for j in range(TILE):
-                acc += sa[ty, j] * sb[j, tx]
+            for kk in range(BK):
+                for i in range(R):
+                    ar[i] = sa[kk, ty + 16 * i]
+                for j in range(R):
+                    br[j] = sb[kk, tx + 16 * j]
+                for i in range(R):
+                    for j in range(R):
+                        acc[i, j] += ar[i] * br[j]
             cuda.syncthreads()
-        if row < m and col < n:
-            if has_bias:
-                acc += bias[col]
-            out[(z * m + row) * n + col] = acc
+        base = (s * batch + z) * m
+        for i in range(R):
+            row = r0 + ty + 16 * i
+            if row < m:
+                for j in range(R):
+                    col = c0 + tx + 16 * j
+                    if col < n:
+                        v = acc[i, j]
+                        if has_bias:
+                            v += bias[col]
+                        dest[(base + row) * n + col] = v
+
+
+@cuda.jit
+def _sum_splits_kernel(out, parts, n, bias, has_bias):
+    """out (batch, m, n) flat = the sum over splits of parts (splits, batch, m, n) flat,
+    in split order, + bias[col] when has_bias."""
+    splits = parts.size // out.size
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        acc = parts[e]
+        for s in range(1, splits):
+            acc += parts[s * out.size + e]
+        if has_bias:
+            acc += bias[e % n]
+        out[e] = acc
 
 
 def _float_dtype(name, *arrays):
@@ -60,6 +132,15 @@ def _float_dtype(name, *arrays):
         raise TypeError(f"{name}: expects float32 or float64 operands, got "
                         f"{', '.join(str(x.dtype) for x in arrays)}")
     return dtype
+
+
+def _k_split(items, k):
+    """k per split for ``items`` output tiles: all of k (one split) unless the
+    tiles leave most of a large GPU idle and k is long."""
+    if k <= 0 or items >= FILL_BLOCKS // 2:
+        return max(k, 1)
+    splits = max(1, min(-(-FILL_BLOCKS // items), k // MIN_SPLIT_K))
+    return -(-k // (splits * BK)) * BK
 
 
 def _gemm(a, a_shape, a_str, b, b_shape, b_str, out_shape, dtype, bias):
@@ -75,12 +156,18 @@ def _gemm(a, a_shape, a_str, b, b_shape, b_str, out_shape, dtype, bias):
     a_b = _launch.broadcast_strides(a_shape[:-2], a_str[:-2], bshape)
     b_b = _launch.broadcast_strides(b_shape[:-2], b_str[:-2], bshape)
     bsh, a_b, b_b = _launch.merge_dims(bshape, a_b, b_b)
+    items = (out.size // (m * n)) * -(-m // BM) * -(-n // BN)
+    k_split = _k_split(items, k)
+    splits = -(-k // k_split) if k > 0 else 1
     flat = _launch.flat(out)
-    tiles = -(-m // TILE) * -(-n // TILE)
-    _launch.launch_blocks(_matmul_kernel, (out.size // (m * n)) * tiles, (TILE, TILE),
-                          flat, bsh, m, n, k, a_base, a_off, a_b, a_str[-2], a_str[-1],
+    dest = flat if splits == 1 else _launch.empty((splits * out.size,), dtype)
+    _launch.launch_blocks(_matmul_kernel, items * splits, (16, 16),
+                          dest, bsh, m, n, k, k_split, a_base, a_off, a_b, a_str[-2], a_str[-1],
                           b_base, b_off, b_b, b_str[-2], b_str[-1],
-                          flat if bias is None else bias, bias is not None)
+                          flat if bias is None else bias, bias is not None and splits == 1)
+    if splits > 1:
+        _launch.launch(_sum_splits_kernel, out.size, flat, dest, n,
+                       flat if bias is None else bias, bias is not None)
     return out
 
 
