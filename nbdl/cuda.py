@@ -1,5 +1,6 @@
-"""The "cuda" device: availability, synchronisation, and zero-copy wrapping of
-other libraries' GPU arrays (CuPy, PyTorch) through ``__cuda_array_interface__``.
+"""The "cuda" device: availability, synchronisation, the caching allocator's
+``empty_cache`` (kernels/cuda/_memory.py), and zero-copy wrapping of other
+libraries' GPU arrays (CuPy, PyTorch) through ``__cuda_array_interface__``.
 
 With ``NUMBA_ENABLE_CUDASIM=1`` (set before the first import of numba) the
 CUDA kernels run in Numba's simulator, on the CPU, one thread at a time: for
@@ -17,6 +18,8 @@ def is_available():
     except ImportError:   # numba-cuda is not installed: pip install 'nbdl[cuda]'
         return False
     try:
+        from nbdl.kernels.cuda import _memory
+        _memory.install()   # before numba's first context (see _memory)
         return bool(cuda.is_available())
     except Exception:     # a broken driver install answers with an exception
         return False
@@ -41,6 +44,15 @@ def synchronize():
     check_available("synchronize")
     from numba import cuda
     cuda.synchronize()
+
+
+def empty_cache():
+    """Hand the GPU memory that nbdl's caching allocator keeps for reuse back to
+    the driver (as ``torch.cuda.empty_cache``); the memory of live tensors stays."""
+    check_available("empty_cache")
+    if not is_simulator():
+        from nbdl.kernels.cuda import _memory
+        _memory.empty_cache()
 
 
 def is_cuda_array(obj):

@@ -114,6 +114,39 @@ def test_device_errors():
             x + x.to("cuda")
 
 
+def test_allocator_size_classes():
+    """The caching allocator's size classes cover each request with little waste."""
+    from nbdl.kernels.cuda._memory import size_class
+    sizes = [0, 1, 511, 512, 513, 4096, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3_000_000, 1 << 30]
+    for n in sizes:
+        c = size_class(n)
+        assert c >= max(n, 512) and c % 512 == 0
+        assert c < max(n, 1) + 512 or c <= n * 1.125
+    assert [size_class(n) for n in sizes] == sorted(size_class(n) for n in sizes)
+
+
+@pytest.mark.skipif(not CUDA or nbdl.cuda.is_simulator(), reason="needs a CUDA GPU")
+def test_caching_allocator_reuses_blocks():
+    """A dead tensor's block serves the next one of its size class (no cuMemFree,
+    no wait for the device); values stay right across reuse; empty_cache frees."""
+    from numba import cuda
+    from nbdl.kernels.cuda._memory import CachingMemoryManager
+    manager = cuda.current_context().memory_manager
+    assert isinstance(manager, CachingMemoryManager)
+    a = nbdl.arange(1000, dtype="float32").to("cuda")
+    ptr = a.data.device_ctypes_pointer.value
+    del a
+    assert manager.cached_bytes > 0
+    b = nbdl.ones(1000).to("cuda") * 3.0      # (the product's block: the one a had, or the ones')
+    c = nbdl.full((999,), 2.0).to("cuda")
+    assert ptr in (b.data.device_ctypes_pointer.value, c.data.device_ctypes_pointer.value)
+    np.testing.assert_array_equal(b.numpy(), 3.0)
+    np.testing.assert_array_equal(c.numpy(), 2.0)
+    del b, c
+    nbdl.cuda.empty_cache()
+    assert manager.cached_bytes == 0 and not manager.free_blocks
+
+
 OPTIMIZERS = {   # each ~50 s in the simulator: the first there (noise: the RNG too), all on a GPU
     "sgd-nesterov-noise": lambda ps: nbdl.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
                                                     weight_decay=1e-3, grad_noise=True),

@@ -30,6 +30,10 @@ import numbers
 import numpy as np
 from numba import config, cuda
 
+from ._memory import install
+
+install()   # the caching allocator, before numba's first CUDA context
+
 THREADS = 256          # threads per block (elementwise and reduction kernels)
 MAX_BLOCKS = 4096      # grid-stride loops cover larger sizes
 
