@@ -155,6 +155,7 @@ def test_double_backward_matches_torch(fn, tfn, args):
 
 
 def test_kernels_do_not_depend_on_the_thread_count():
+    from nbdl.kernels.cpu import _threads
     from nbdl.kernels.cpu import norm as K
     rng = np.random.default_rng(4)
     x = rng.standard_normal((4, 6, 5, 3)).astype(np.float32)
@@ -171,9 +172,11 @@ def test_kernels_do_not_depend_on_the_thread_count():
 
     try:
         numba.set_num_threads(1)
-        one = run()
+        one = run()                     # (the kernels' serial builds: small x)
         numba.set_num_threads(before)
-        many = run()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_threads, "PARALLEL_WORK", 0)
+            many = run()                # (their parallel builds, on every thread)
     finally:
         numba.set_num_threads(before)
     for a, c in zip(one, many):

@@ -49,6 +49,36 @@ def test_dtype(info, sample, dtype, device):
     check_dtype(info, sample, dtype, device)
 
 
+# ops whose CPU kernels are _threads.ParallelKernels: the samples above are small, so
+# they run the serial builds; here the parallel builds run them (PARALLEL_WORK = 0)
+PARALLEL_BUILD_OPS = [OPS_BY_NAME[n] for n in (
+    "relu leaky_relu sigmoid erf gelu softmax log_softmax logsumexp max_pool2d avg_pool2d "
+    "adaptive_avg_pool2d interpolate batch_norm group_norm instance_norm layer_norm embedding").split()]
+
+
+@pytest.mark.parametrize("info,sample", params(PARALLEL_BUILD_OPS, "value"))
+def test_parallel_builds(info, sample, monkeypatch):
+    from nbdl.kernels.cpu import _threads
+    monkeypatch.setattr(_threads, "PARALLEL_WORK", 0)
+    check_value(info, sample)
+    if info.supports_grad and not info.ref_numpy and "grad" not in sample.skips:
+        check_grad(info, sample)
+
+
+def test_parallel_build_draws_match_serial(monkeypatch):
+    """randn / rand / dropout draw the same numbers from either build of their kernels."""
+    from nbdl.kernels.cpu import _threads
+
+    def draws():
+        nbdl.manual_seed(3)
+        return (nbdl.randn(1000).numpy(), nbdl.rand(1000).numpy(),
+                F.dropout(nbdl.ones(1000), 0.3, training=True).numpy())
+    serial = draws()
+    monkeypatch.setattr(_threads, "PARALLEL_WORK", 0)
+    for a, b in zip(serial, draws()):
+        np.testing.assert_array_equal(a, b)
+
+
 REQUIRED = ("add sub mul div pow neg lt le gt ge eq ne matmul exp log sqrt abs tanh sigmoid "
             "relu leaky_relu gelu clamp sum mean max min argmax argmin logsumexp var reshape "
             "view flatten transpose permute squeeze unsqueeze expand getitem cat stack split "

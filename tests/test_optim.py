@@ -270,18 +270,23 @@ def test_load_state_dict_rejects_mismatches():
 # ---- gradient noise --------------------------------------------------------------
 
 def _noisy_sgd_run(threads, seed=123, steps=4):
+    """(More than one thread: the step kernel's parallel build, forced.)"""
+    from nbdl.kernels.cpu import _threads
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        nbdl.manual_seed(seed)
-        init, noise = _data(np.float32, steps=steps)
-        params = [nbdl.nn.Parameter(a.copy()) for a in init]
-        opt = optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.01, grad_noise=True)
-        for k in range(steps):
-            for p, n in zip(params, noise[k]):
-                p.grad = nbdl.Tensor(n)
-            opt.step()
-        return [p.data.copy() for p in params]
+        with pytest.MonkeyPatch.context() as mp:
+            if threads > 1:
+                mp.setattr(_threads, "PARALLEL_WORK", 0)
+            nbdl.manual_seed(seed)
+            init, noise = _data(np.float32, steps=steps)
+            params = [nbdl.nn.Parameter(a.copy()) for a in init]
+            opt = optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.01, grad_noise=True)
+            for k in range(steps):
+                for p, n in zip(params, noise[k]):
+                    p.grad = nbdl.Tensor(n)
+                opt.step()
+            return [p.data.copy() for p in params]
     finally:
         numba.set_num_threads(previous)
 

@@ -40,7 +40,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._threads import split_run
+from ._threads import parallel_kernel, split_run
 from .random import uniform_at
 
 BLOCK_Q = 256
@@ -330,7 +330,7 @@ def attention_backward(grad, q, k, v, out, lse, mask, mask_index, causal, scale,
 LN_CHUNKS = 16   # row chunks of the weight / bias gradient sums (fixed: same result on any thread count)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _ln_forward(x, w, b, eps, out, mean, invstd):
     """x, out (R, D); per row mean and biased variance (float64, two passes),
     out = (x - mean) * invstd * w + b."""
@@ -351,7 +351,7 @@ def _ln_forward(x, w, b, eps, out, mean, invstd):
             out[r, c] = (x[r, c] - m) * inv * w[c] + b[c]
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _ln_backward(g, x, mean, invstd, w, dx, dw_part, db_part):
     """dx = invstd * (g w - mean(g w) - xhat * mean(g w xhat)) per row; the
     weight / bias gradients summed per chunk of rows (one writer each)."""
@@ -397,7 +397,7 @@ def layer_norm(x, d, weight, bias, eps):
     w, b = _ln_affine(weight, bias, d)
     out = np.empty_like(x2)
     mean, invstd = np.empty(x2.shape[0]), np.empty(x2.shape[0])
-    _ln_forward(x2, w, b, float(eps), out, mean, invstd)
+    _ln_forward[3 * x2.size](x2, w, b, float(eps), out, mean, invstd)
     return out.reshape(x.shape), mean, invstd
 
 
@@ -409,20 +409,20 @@ def layer_norm_backward(grad, x, d, mean, invstd, weight):
     dx = np.empty_like(x2)
     chunks = max(1, min(LN_CHUNKS, x2.shape[0]))
     dw, db = np.empty((chunks, d)), np.empty((chunks, d))
-    _ln_backward(g2, x2, np.ascontiguousarray(mean, dtype=np.float64).reshape(-1),
+    _ln_backward[4 * x2.size](g2, x2, np.ascontiguousarray(mean, dtype=np.float64).reshape(-1),
                  np.ascontiguousarray(invstd, dtype=np.float64).reshape(-1), w, dx, dw, db)
     return dx.reshape(x.shape), dw.sum(0).astype(x.dtype), db.sum(0).astype(x.dtype)
 
 
 # ---- embedding --------------------------------------------------------------
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _embedding_forward(weight, idx, out):
     """out[i] = weight[idx[i]]; idx (n,) already checked to be in range."""
     for i in prange(idx.size):
         out[i, :] = weight[idx[i]]
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _embedding_backward(g, idx, padding_idx, dw):
     """dw[idx[i]] += g[i] for idx[i] != padding_idx. Each prange iteration owns
     a block of columns of dw, so no two threads add into one element."""
@@ -444,7 +444,7 @@ def embedding(weight, indices):
     idx = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1)
     w = np.ascontiguousarray(weight)
     out = np.empty((idx.size, w.shape[1]), w.dtype)
-    _embedding_forward(w, idx, out)
+    _embedding_forward[2 * out.size](w, idx, out)
     return out.reshape(tuple(np.shape(indices)) + (w.shape[1],))
 
 
@@ -454,5 +454,5 @@ def embedding_backward(grad, indices, num_weights, padding_idx):
     idx = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1)
     g = np.ascontiguousarray(grad).reshape(idx.size, -1)
     dw = np.empty((num_weights, g.shape[1]), g.dtype)
-    _embedding_backward(g, idx, -1 if padding_idx is None else int(padding_idx), dw)
+    _embedding_backward[g.size + dw.size](g, idx, -1 if padding_idx is None else int(padding_idx), dw)
     return dw

@@ -2,13 +2,13 @@
 with broadcasting, so most ops use them; the ones numpy lacks (erf, gelu) or
 computes in several passes or slowly (sigmoid, leaky_relu, relu: numpy's NaN-aware
 maximum ran at 0.8 ns an element) are fused @njit loops over the flat array, on
-the calling thread alone for small arrays (``_threads.parallel_for``)."""
+serial builds for small arrays (``_threads.parallel_kernel``)."""
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from nbdl.kernels.cpu._threads import parallel_for
+from nbdl.kernels.cpu._threads import parallel_kernel
 
 
 def _flat_out(x):
@@ -17,7 +17,7 @@ def _flat_out(x):
     return x, np.empty_like(x)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _sigmoid_flat(x, out):
     for i in prange(x.size):
         v = x[i]
@@ -28,34 +28,34 @@ def _sigmoid_flat(x, out):
             out[i] = e / (1.0 + e)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _erf_flat(x, out):
     for i in prange(x.size):
         out[i] = math.erf(x[i])
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _gelu_flat(x, out):
     for i in prange(x.size):
         v = x[i]
         out[i] = 0.5 * v * (1.0 + math.erf(v * 0.7071067811865476))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _gelu_tanh_flat(x, out):
     for i in prange(x.size):
         v = x[i]
         out[i] = 0.5 * v * (1.0 + math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _relu_flat(x, out):
     for i in prange(x.size):
         v = x[i]
         out[i] = 0 if v < 0 else v      # NaN stays NaN
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _leaky_relu_flat(x, slope, out):
     for i in prange(x.size):
         v = x[i]
@@ -66,8 +66,7 @@ def _flat_kernel(fn):
     """Wrap a flat @njit kernel ``fn(x_flat, *args, out_flat)`` as ``f(x, *args) -> out``."""
     def run(x, *args):
         x, out = _flat_out(x)
-        with parallel_for(2 * x.size):
-            fn(x.reshape(-1), *args, out.reshape(-1))
+        fn[2 * x.size](x.reshape(-1), *args, out.reshape(-1))
         return out
     run.__name__ = fn.__name__.strip("_").replace("_flat", "")
     run.__doc__ = f"Elementwise {run.__name__} (any shape) via the fused kernel {fn.__name__}."

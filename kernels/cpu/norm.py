@@ -8,7 +8,9 @@ and the result does not depend on the thread count. Outputs take x's dtype;
 the saved statistics are float64.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._threads import parallel_kernel
 
 
 def _as3d(x):
@@ -24,7 +26,7 @@ def _affine(w, b, c):
 
 
 # ---- batch norm -------------------------------------------------------------
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _bn_forward(x, w, b, eps, out, mean, var, invstd):
     """x, out: (N, C, S). Per channel: mean and biased variance over (N, S)
     (two passes, float64), then out = (x - mean) * invstd * w + b."""
@@ -53,7 +55,7 @@ def _bn_forward(x, w, b, eps, out, mean, var, invstd):
                 out[i, ch, j] = x[i, ch, j] * scale + shift
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _bn_backward(g, x, mean, invstd, w, dx, dw, db):
     """One fused pass per channel: sum(g), sum(g * xhat), then
     dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat))."""
@@ -88,7 +90,7 @@ def batch_norm(x, weight, bias, eps):
     w, b = _affine(weight, bias, c)
     out = np.empty_like(x3)
     mean, var, invstd = np.empty(c), np.empty(c), np.empty(c)
-    _bn_forward(x3, w, b, float(eps), out, mean, var, invstd)
+    _bn_forward[3 * x3.size](x3, w, b, float(eps), out, mean, var, invstd)
     return out.reshape(x.shape), mean, var, invstd
 
 
@@ -100,12 +102,12 @@ def batch_norm_backward(grad, x, mean, invstd, weight):
     w, _ = _affine(weight, None, c)
     dx = np.empty_like(x3)
     dw, db = np.empty(c), np.empty(c)
-    _bn_backward(g3, x3, mean, invstd, w, dx, dw, db)
+    _bn_backward[4 * x3.size](g3, x3, mean, invstd, w, dx, dw, db)
     return dx.reshape(x.shape), dw.astype(x.dtype), db.astype(x.dtype)
 
 
 # ---- group norm -------------------------------------------------------------
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _gn_forward(x, groups, w, b, eps, out, mean, var, invstd):
     """x, out: (N, C, S); statistics (N, G) over the C/G channels and S of a group."""
     n, c, s = x.shape
@@ -136,7 +138,7 @@ def _gn_forward(x, groups, w, b, eps, out, mean, var, invstd):
                 out[i, ch, j] = x[i, ch, j] * scale + shift
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _gn_backward(g, x, groups, mean, invstd, w, dx, dw_part, db_part):
     """Per (sample, group): dx, and the per-(sample, channel) partial sums of
     dweight / dbias (each written by one iteration; summed over N outside)."""
@@ -177,7 +179,7 @@ def group_norm(x, num_groups, weight, bias, eps):
     w, b = _affine(weight, bias, c)
     out = np.empty_like(x3)
     mean, var, invstd = (np.empty(n * num_groups) for _ in range(3))
-    _gn_forward(x3, num_groups, w, b, float(eps), out, mean, var, invstd)
+    _gn_forward[3 * x3.size](x3, num_groups, w, b, float(eps), out, mean, var, invstd)
     shape = (n, num_groups)
     return out.reshape(x.shape), mean.reshape(shape), var.reshape(shape), invstd.reshape(shape)
 
@@ -190,6 +192,6 @@ def group_norm_backward(grad, x, num_groups, mean, invstd, weight):
     w, _ = _affine(weight, None, c)
     dx = np.empty_like(x3)
     dw, db = np.empty((n, c)), np.empty((n, c))
-    _gn_backward(g3, x3, num_groups, np.ascontiguousarray(mean).reshape(-1),
+    _gn_backward[4 * x3.size](g3, x3, num_groups, np.ascontiguousarray(mean).reshape(-1),
                  np.ascontiguousarray(invstd).reshape(-1), w, dx, dw, db)
     return dx.reshape(x.shape), dw.sum(0).astype(x.dtype), db.sum(0).astype(x.dtype)

@@ -11,8 +11,9 @@ Each optimizer has two functions:
   lerp and addcmul with one fused multiply-add): SGD's float32 steps equal
   torch's bit for bit, the others differ by torch's sqrt, which is not
   correctly rounded (MKL, <= 1 ulp).
-* ``<name>_step(addrs, chunks, like, ...)``: one parallel launch that applies
-  ``<name>_update`` to every tensor of a parameter group. ``addrs`` (R, T)
+* ``<name>_step(addrs, chunks, like, ...)``: one launch that applies
+  ``<name>_update`` to every tensor of a parameter group (parallel over the
+  chunks; its serial build below ``_threads.PARALLEL_WORK`` elements). ``addrs`` (R, T)
   int64 holds the data address of role r (param, grad, state...) of tensor t
   and ``chunks`` (C, 3) int64 the pieces ``(t, lo, hi)`` of at most ``CHUNK``
   elements that the threads share; ``like`` (``np.float32(0)`` or
@@ -36,12 +37,18 @@ from numba import carray, njit, prange, types
 from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
+from ._threads import parallel_kernel
 from .random import normal_at
 
 CHUNK = 1 << 15   # elements per work item: 128 KiB of float32 per array
 
 
 # ---- address tables ------------------------------------------------------
+
+def _launch_work(addrs, chunks, *args):
+    """Elements a launch over the chunk table reads and writes (roles x elements): the
+    ``*_step`` kernels run their serial builds below _threads.PARALLEL_WORK."""
+    return addrs.shape[0] * int(chunks[:, 2].sum() - chunks[:, 1].sum())
 
 @njit(cache=True)
 def _address(a):
@@ -195,7 +202,7 @@ def sgd_update(p, g, buf, lr, weight_decay, momentum, buf_scale, grad_scale,
         p[i] = _fma(d, neg_lr, p[i])
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=_launch_work)
 def sgd_step(addrs, chunks, like, buf_scale, grad_scale, noise_std, counters,
              lr, weight_decay, momentum, nesterov, maximize, seed):
     """sgd_update over all tensors. addrs rows: param, grad, momentum buffer.
@@ -256,7 +263,7 @@ def adam_update(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, eps,
         p[i] = x + neg_step_size * m / (np.sqrt(v) / bc2 + eps)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=_launch_work)
 def adam_step(addrs, chunks, like, step_size, bias_correction2_sqrt, beta1, beta2,
               eps, weight_decay, decay, amsgrad, maximize, decoupled):
     """adam_update over all tensors. addrs rows: param, grad, exp_avg,
@@ -311,7 +318,7 @@ def rmsprop_update(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay
             p[i] += neg_lr * d / avg
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=_launch_work)
 def rmsprop_step(addrs, chunks, like, lr, alpha, eps, weight_decay, momentum,
                  centered, maximize):
     """rmsprop_update over all tensors. addrs rows: param, grad, square_avg,
@@ -347,7 +354,7 @@ def adagrad_update(p, g, state_sum, clr, eps, weight_decay, maximize):
         p[i] += neg_clr * d / (np.sqrt(s) + eps)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=_launch_work)
 def adagrad_step(addrs, chunks, like, clr, eps, weight_decay, maximize):
     """adagrad_update over all tensors. addrs rows: param, grad, sum.
     Per tensor (T,) float64: clr."""
@@ -389,7 +396,7 @@ def _max_abs(x):
     return acc
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=_launch_work)
 def chunk_norms(addrs, chunks, like, norm_type, out):
     """out[c] (float64) <- sum |x|^norm_type over chunk c of array 0, or
     max |x| when norm_type is inf. Each chunk is reduced by one thread, so
@@ -399,7 +406,7 @@ def chunk_norms(addrs, chunks, like, norm_type, out):
         out[c] = _max_abs(x) if norm_type == np.inf else _pow_sum(x, norm_type)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=_launch_work)
 def scale_(addrs, chunks, like, factor):
     """Array 0 of every tensor *= factor (cast to the arrays' dtype)."""
     for c in prange(chunks.shape[0]):

@@ -3,7 +3,7 @@
 Every kernel runs ``prange`` over the N*C planes; a plane is read and written
 by one thread only, so the backward scatters (max-pool indices, overlapping
 windows, interpolation taps) need no atomics and have no races. Small calls run
-on the calling thread alone (``_threads.parallel_for``).
+the kernels' serial builds (``_threads.parallel_kernel``).
 
 Average and adaptive-average pooling share one kernel: a window is
 separable, rows [hs[i], he[i]) x columns [ws[j], we[j]), divided by
@@ -15,9 +15,9 @@ nearest uses ``floor(dst * scale)`` in float32, bilinear the source index
 input's float type.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from nbdl.kernels.cpu._threads import parallel_for
+from nbdl.kernels.cpu._threads import parallel_kernel
 
 
 def _planes(x):
@@ -36,7 +36,7 @@ def _taps(size, out, k, s, pad, dil):
     return first, lo, np.maximum(hi, lo)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _max_pool_planes(x, out, idx, rows, cols, dh, dw):
     """out[p, i, j] = max of the dilated window (rows, cols: ``_taps`` tables); idx:
     its flat index h * W + w (the first maximum; the last NaN wins, as torch's
@@ -63,7 +63,7 @@ def _max_pool_planes(x, out, idx, rows, cols, dh, dw):
                 ip[i, j] = arg
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _max_pool_2x2_planes(x, out, idx):
     """_max_pool_planes for 2x2 windows with stride 2 and no padding or dilation
     (MaxPool2d(2)): the window loops have constant trip counts, which LLVM unrolls
@@ -87,7 +87,7 @@ def _max_pool_2x2_planes(x, out, idx):
                 ip[i, j] = arg
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _max_pool_scatter(g, idx, out):
     """out (P, H*W) zeroed; out[p, idx[p, k]] += g[p, k] for every k, plane by plane."""
     P, K = g.shape
@@ -102,14 +102,14 @@ def max_pool2d(x, out_size, kernel_size, stride, padding, dilation):
     planes = _planes(x)
     out = np.empty((n * c,) + tuple(out_size), dtype=x.dtype)
     idx = np.empty((n * c,) + tuple(out_size), dtype=np.int64)
-    with parallel_for(out.size * kernel_size[0] * kernel_size[1]):
-        if tuple(kernel_size) == tuple(stride) == (2, 2) and tuple(padding) == (0, 0) \
-                and tuple(dilation) == (1, 1) and 2 * out_size[0] <= h and 2 * out_size[1] <= w:
-            _max_pool_2x2_planes(planes, out, idx)
-        else:
-            rows, cols = (_taps((h, w)[d], out_size[d], kernel_size[d], stride[d], padding[d],
-                                dilation[d]) for d in (0, 1))
-            _max_pool_planes(planes, out, idx, rows, cols, dilation[0], dilation[1])
+    work = out.size * kernel_size[0] * kernel_size[1]
+    if tuple(kernel_size) == tuple(stride) == (2, 2) and tuple(padding) == (0, 0) \
+            and tuple(dilation) == (1, 1) and 2 * out_size[0] <= h and 2 * out_size[1] <= w:
+        _max_pool_2x2_planes[work](planes, out, idx)
+    else:
+        rows, cols = (_taps((h, w)[d], out_size[d], kernel_size[d], stride[d], padding[d],
+                            dilation[d]) for d in (0, 1))
+        _max_pool_planes[work](planes, out, idx, rows, cols, dilation[0], dilation[1])
     return out.reshape((n, c) + tuple(out_size)), idx.reshape((n, c) + tuple(out_size))
 
 
@@ -119,13 +119,12 @@ def max_pool2d_backward(grad, indices, in_size):
     g = np.ascontiguousarray(grad).reshape(n * c, -1)
     idx = np.ascontiguousarray(indices, dtype=np.int64).reshape(n * c, -1)
     out = np.zeros((n * c, in_size[0] * in_size[1]), dtype=grad.dtype)
-    with parallel_for(g.size):
-        _max_pool_scatter(g, idx, out)
+    _max_pool_scatter[g.size](g, idx, out)
     return out.reshape((n, c) + tuple(in_size))
 
 
 # ---- window averages (avg_pool2d, adaptive_avg_pool2d) ------------------------
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _window_mean(x, out, hs, he, ws, we, dh, dw, divisor):
     P = x.shape[0]
     OH, OW = out.shape[1], out.shape[2]
@@ -144,7 +143,7 @@ def _window_mean(x, out, hs, he, ws, we, dh, dw, divisor):
                     out[p, i, j] = s / (dh[i] * dw[j])
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _window_mean_backward(g, out, hs, he, ws, we, dh, dw, divisor):
     """out (P, H, W) zeroed: each g[p, i, j] / divisor spread over its window, plane by plane."""
     P = g.shape[0]
@@ -184,8 +183,7 @@ def _window_call(fn, src, shape_out, hb, wb, divisor, dst_shape, zero):
     n, c = src.shape[:2]
     planes = _planes(src)
     out = (np.zeros if zero else np.empty)((n * c,) + tuple(shape_out), dtype=src.dtype)
-    with parallel_for(planes.size + out.size):
-        fn(planes, out, hb[0], hb[1], wb[0], wb[1], hb[2], wb[2], divisor)
+    fn[planes.size + out.size](planes, out, hb[0], hb[1], wb[0], wb[1], hb[2], wb[2], divisor)
     return out.reshape((n, c) + tuple(dst_shape))
 
 
@@ -255,7 +253,7 @@ def linear_weights(size, out, scale, align_corners, dtype):
     return i0, i1, (t(1) - l1).astype(dtype), l1
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _nearest_planes(x, out, ih, iw):
     P = x.shape[0]
     OH, OW = out.shape[1], out.shape[2]
@@ -265,7 +263,7 @@ def _nearest_planes(x, out, ih, iw):
                 out[p, i, j] = x[p, ih[i], iw[j]]
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _nearest_planes_backward(g, out, ih, iw):
     P = g.shape[0]
     OH, OW = g.shape[1], g.shape[2]
@@ -275,7 +273,7 @@ def _nearest_planes_backward(g, out, ih, iw):
                 out[p, ih[i], iw[j]] += g[p, i, j]
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _bilinear_planes(x, out, h0, h1, lh0, lh1, w0, w1, lw0, lw1):
     P = x.shape[0]
     OH, OW = out.shape[1], out.shape[2]
@@ -288,7 +286,7 @@ def _bilinear_planes(x, out, h0, h1, lh0, lh1, w0, w1, lw0, lw1):
                                 + lh1[i] * (lw0[j] * x[p, b, c] + lw1[j] * x[p, b, d]))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _bilinear_planes_backward(g, out, h0, h1, lh0, lh1, w0, w1, lw0, lw1):
     P = g.shape[0]
     OH, OW = g.shape[1], g.shape[2]
@@ -314,7 +312,7 @@ def upsample_nearest2d(x, out_size, scales):
     ih = nearest_indices(H, out_size[0], _scale(scales, 0))
     iw = nearest_indices(W, out_size[1], _scale(scales, 1))
     out = np.empty((n * c,) + tuple(out_size), dtype=x.dtype)
-    _nearest_planes(_planes(x), out, ih, iw)
+    _nearest_planes[out.size](_planes(x), out, ih, iw)
     return out.reshape((n, c) + tuple(out_size))
 
 
@@ -323,7 +321,7 @@ def upsample_nearest2d_backward(grad, in_size, scales):
     ih = nearest_indices(in_size[0], OH, _scale(scales, 0))
     iw = nearest_indices(in_size[1], OW, _scale(scales, 1))
     out = np.zeros((n * c,) + tuple(in_size), dtype=grad.dtype)
-    _nearest_planes_backward(_planes(grad), out, ih, iw)
+    _nearest_planes_backward[grad.size](_planes(grad), out, ih, iw)
     return out.reshape((n, c) + tuple(in_size))
 
 
@@ -332,7 +330,7 @@ def upsample_bilinear2d(x, out_size, scales, align_corners):
     hw = linear_weights(H, out_size[0], _scale(scales, 0), align_corners, x.dtype)
     ww = linear_weights(W, out_size[1], _scale(scales, 1), align_corners, x.dtype)
     out = np.empty((n * c,) + tuple(out_size), dtype=x.dtype)
-    _bilinear_planes(_planes(x), out, *hw, *ww)
+    _bilinear_planes[4 * out.size](_planes(x), out, *hw, *ww)
     return out.reshape((n, c) + tuple(out_size))
 
 
@@ -341,5 +339,5 @@ def upsample_bilinear2d_backward(grad, in_size, scales, align_corners):
     hw = linear_weights(in_size[0], OH, _scale(scales, 0), align_corners, grad.dtype)
     ww = linear_weights(in_size[1], OW, _scale(scales, 1), align_corners, grad.dtype)
     out = np.zeros((n * c,) + tuple(in_size), dtype=grad.dtype)
-    _bilinear_planes_backward(_planes(grad), out, *hw, *ww)
+    _bilinear_planes_backward[4 * grad.size](_planes(grad), out, *hw, *ww)
     return out.reshape((n, c) + tuple(in_size))

@@ -8,6 +8,8 @@ and the counter; 53 bits of it make a uniform double in [0, 1).
 import numpy as np
 from numba import njit, prange
 
+from ._threads import parallel_kernel
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -44,7 +46,7 @@ def normal_at(seed, counter):
     return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(_TWO_PI * u2)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=lambda out, *args: out.size)
 def fill_uniform(out, seed, offset, low, high):
     """out (flat, any float dtype) <- U[low, high) draws offset .. offset+n-1."""
     s = np.uint64(seed)
@@ -53,7 +55,7 @@ def fill_uniform(out, seed, offset, low, high):
         out[i] = low + (high - low) * uniform_at(s, o + np.uint64(i))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=lambda out, *args: out.size)
 def fill_normal(out, seed, offset, mean, std):
     """out (flat) <- N(mean, std^2) draws offset .. offset+n-1."""
     s = np.uint64(seed)
@@ -62,7 +64,7 @@ def fill_normal(out, seed, offset, mean, std):
         out[i] = mean + std * normal_at(s, o + np.uint64(i))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(work=lambda out, *args: out.size)
 def fill_bernoulli_mask(out, seed, offset, keep_prob, scale):
     """Dropout mask (flat): out[i] = scale if draw i < keep_prob else 0."""
     s = np.uint64(seed)

@@ -4,6 +4,8 @@ and the fused row kernels softmax / log_softmax / logsumexp over the last axis."
 import numpy as np
 from numba import njit, prange
 
+from ._threads import parallel_kernel
+
 
 def sum(x, dims, keepdim):
     return np.asarray(np.sum(x, axis=dims, keepdims=keepdim))
@@ -35,7 +37,7 @@ def _row_max(x, r, lowest):
     return m
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _softmax_rows(x, out, log, zero, lowest):
     """x, out: (rows, n). Row max; then exp(x - max) summed (and, for softmax,
     stored and rescaled in place; for log_softmax, x - logsumexp written).
@@ -61,7 +63,7 @@ def _softmax_rows(x, out, log, zero, lowest):
                 out[r, j] *= inv
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _logsumexp_rows(x, out, zero, lowest):
     """x: (rows, n) -> out: (rows,)."""
     rows, n = x.shape
@@ -90,7 +92,7 @@ def softmax(x):
     """Softmax over the last axis of x (any shape)."""
     x, rows = _as_rows(x)
     out = np.empty_like(x)
-    _softmax_rows(rows, out.reshape(rows.shape), False, *_typed(x))
+    _softmax_rows[2 * x.size](rows, out.reshape(rows.shape), False, *_typed(x))
     return out
 
 
@@ -98,7 +100,7 @@ def log_softmax(x):
     """Log-softmax over the last axis of x (any shape)."""
     x, rows = _as_rows(x)
     out = np.empty_like(x)
-    _softmax_rows(rows, out.reshape(rows.shape), True, *_typed(x))
+    _softmax_rows[2 * x.size](rows, out.reshape(rows.shape), True, *_typed(x))
     return out
 
 
@@ -106,5 +108,5 @@ def logsumexp(x):
     """logsumexp over the last axis, kept as a size-1 axis."""
     x, rows = _as_rows(x)
     out = np.empty(x.shape[:-1] + (1,), dtype=x.dtype)
-    _logsumexp_rows(rows, out.reshape(-1), *_typed(x))
+    _logsumexp_rows[x.size](rows, out.reshape(-1), *_typed(x))
     return out
