@@ -79,6 +79,29 @@ def test_parallel_build_draws_match_serial(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_float32_exp_of_the_row_kernels():
+    """softmax / logsumexp's vectorisable float32 exp (kernels/cpu/reduce.py) on v <= 0:
+    within 1 ulp of exp where the result is normal, within the smallest denormal below,
+    exactly 0 at -inf, 1 at 0, NaN at NaN."""
+    from numba import njit
+    from nbdl.kernels.cpu.reduce import _exp_nonpositive
+
+    @njit
+    def exps(v, out):
+        for i in range(v.size):
+            out[i] = _exp_nonpositive(v[i])
+    v = np.concatenate([-np.logspace(-8, 2.1, 20000), np.linspace(-110, 0, 20001),
+                        [-0.0, -np.inf, np.nan, -87.33, -103.3, -104.5]]).astype(np.float32)
+    got = np.empty_like(v)
+    exps(v, got)
+    want = np.exp(v.astype(np.float64))
+    normal = np.isfinite(v) & (want > np.finfo(np.float32).tiny)
+    ulps = np.abs(got[normal] - want[normal]) / np.spacing(want[normal].astype(np.float32))
+    assert ulps.max() <= 1.0
+    assert np.abs(got[~normal & np.isfinite(v)] - want[~normal & np.isfinite(v)]).max() <= 1.5e-45
+    assert got[-6] == 1 and got[-5] == 0 and np.isnan(got[-4])
+
+
 REQUIRED = ("add sub mul div pow neg lt le gt ge eq ne matmul exp log sqrt abs tanh sigmoid "
             "relu leaky_relu gelu clamp sum mean max min argmax argmin logsumexp var reshape "
             "view flatten transpose permute squeeze unsqueeze expand getitem cat stack split "

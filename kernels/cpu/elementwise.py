@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import prange
 
-from nbdl.kernels.cpu._threads import parallel_kernel
+from nbdl.kernels.cpu._threads import TRANSCENDENTAL, parallel_kernel
 
 
 def _flat_out(x):
@@ -62,21 +62,22 @@ def _leaky_relu_flat(x, slope, out):
         out[i] = v if v > 0 else v * slope
 
 
-def _flat_kernel(fn):
-    """Wrap a flat @njit kernel ``fn(x_flat, *args, out_flat)`` as ``f(x, *args) -> out``."""
+def _flat_kernel(fn, cost=2):
+    """Wrap a flat @njit kernel ``fn(x_flat, *args, out_flat)`` as ``f(x, *args) -> out``;
+    ``cost``: the work of an element (_threads.PARALLEL_WORK)."""
     def run(x, *args):
         x, out = _flat_out(x)
-        fn[2 * x.size](x.reshape(-1), *args, out.reshape(-1))
+        fn[cost * x.size](x.reshape(-1), *args, out.reshape(-1))
         return out
     run.__name__ = fn.__name__.strip("_").replace("_flat", "")
     run.__doc__ = f"Elementwise {run.__name__} (any shape) via the fused kernel {fn.__name__}."
     return run
 
 
-sigmoid = _flat_kernel(_sigmoid_flat)
-erf = _flat_kernel(_erf_flat)
-gelu = _flat_kernel(_gelu_flat)
-gelu_tanh = _flat_kernel(_gelu_tanh_flat)
+sigmoid = _flat_kernel(_sigmoid_flat, TRANSCENDENTAL)
+erf = _flat_kernel(_erf_flat, TRANSCENDENTAL)
+gelu = _flat_kernel(_gelu_flat, TRANSCENDENTAL)
+gelu_tanh = _flat_kernel(_gelu_tanh_flat, TRANSCENDENTAL)
 leaky_relu = _flat_kernel(_leaky_relu_flat)
 relu = _flat_kernel(_relu_flat)
 
