@@ -24,9 +24,10 @@ from numba import njit
 # the sleeping OpenMP threads costs 50-150 us a call on the 2-core VM, the time a
 # serial loop takes over about a million elements
 PARALLEL_WORK = 1 << 20
-# the work of an element whose kernel calls exp / erf / tanh (about 4 ns each, serial):
-# such a kernel goes parallel from about 32k elements ((256, 1000) softmax: 0.75 ms on two
-# threads against 1.13 serially; (32, 128): 18 us serially against 40)
+# the work of an element whose kernel calls libm's exp / erf / tanh (about 4 ns each):
+# such a kernel goes parallel from about 32k elements (measured on the softmax rows when
+# they still called libm's exp: (256, 1000) 0.75 ms on two threads against 1.13 serially;
+# (32, 128) 18 us serially against 40)
 TRANSCENDENTAL = 32
 
 _executor = []      # [ThreadPoolExecutor] once created
