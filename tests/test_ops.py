@@ -80,16 +80,16 @@ def test_parallel_build_draws_match_serial(monkeypatch):
 
 
 def test_float32_exp_of_the_row_kernels():
-    """softmax / logsumexp's vectorisable float32 exp (kernels/cpu/reduce.py) on v <= 0:
+    """The vectorisable float32 exp of softmax / logsumexp / sigmoid (kernels/cpu/_math.py) on v <= 0:
     within 1 ulp of exp where the result is normal, within the smallest denormal below,
     exactly 0 at -inf, 1 at 0, NaN at NaN."""
     from numba import njit
-    from nbdl.kernels.cpu.reduce import _exp_nonpositive
+    from nbdl.kernels.cpu._math import exp_nonpositive
 
     @njit
     def exps(v, out):
         for i in range(v.size):
-            out[i] = _exp_nonpositive(v[i])
+            out[i] = exp_nonpositive(v[i])
     v = np.concatenate([-np.logspace(-8, 2.1, 20000), np.linspace(-110, 0, 20001),
                         [-0.0, -np.inf, np.nan, -87.33, -103.3, -104.5]]).astype(np.float32)
     got = np.empty_like(v)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 from numba import prange
 
+from nbdl.kernels.cpu._math import exp_nonpositive
 from nbdl.kernels.cpu._threads import TRANSCENDENTAL, parallel_kernel
 
 
@@ -17,15 +18,14 @@ def _flat_out(x):
     return x, np.empty_like(x)
 
 
-@parallel_kernel
+@parallel_kernel(error_model="numpy")     # (IEEE division: no ZeroDivisionError branch to stop vectorising)
 def _sigmoid_flat(x, out):
+    """In x's float type, from e = exp(-|v|) (no overflow; float32 vectorises)."""
+    one = x.dtype.type(1)
     for i in prange(x.size):
         v = x[i]
-        if v >= 0:
-            out[i] = 1.0 / (1.0 + math.exp(-v))
-        else:
-            e = math.exp(v)
-            out[i] = e / (1.0 + e)
+        e = exp_nonpositive(-abs(v))
+        out[i] = one / (one + e) if v >= 0 else e / (one + e)
 
 
 @parallel_kernel
@@ -74,7 +74,7 @@ def _flat_kernel(fn, cost=2):
     return run
 
 
-sigmoid = _flat_kernel(_sigmoid_flat, TRANSCENDENTAL)
+sigmoid = _flat_kernel(_sigmoid_flat, 4)    # (float32: a vectorised exp, ~1 ns an element)
 erf = _flat_kernel(_erf_flat, TRANSCENDENTAL)
 gelu = _flat_kernel(_gelu_flat, TRANSCENDENTAL)
 gelu_tanh = _flat_kernel(_gelu_tanh_flat, TRANSCENDENTAL)

@@ -2,10 +2,9 @@
 and the fused row kernels softmax / log_softmax / logsumexp over the last axis."""
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba import njit, prange
 
+from ._math import exp_nonpositive
 from ._threads import parallel_kernel
 
 
@@ -31,46 +30,6 @@ def argmin(x, dim, keepdim):
 
 ROW_COST = 4   # the row kernels' work per element (_threads.PARALLEL_WORK): about 1.4 ns
 # serially; (256, 1000) softmax: 0.35 ms serially, 0.21-0.34 on two threads
-
-
-def _exp_nonpositive(v):
-    """exp(v) for v <= 0 (or NaN), as the row kernels need it (v = x - the row's max).
-    float64: libm. float32: Cephes' expf polynomial with the power of two built from
-    its bits, which LLVM vectorises (libm's expf is a call per element, about 4 ns)."""
-    return np.exp(v)
-
-
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    """The float32 whose IEEE bits are the int32 ``bits``."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
-
-
-@overload(_exp_nonpositive)
-def _exp_nonpositive_impl(v):
-    if v != types.float32:
-        return lambda v: np.exp(v)
-    f = np.float32
-
-    def exp32(v):
-        x = v
-        if x < f(-104.0):                  # exp underflows to 0 below; -inf too (NaN passes)
-            x = f(-104.0)
-        n = np.floor(x * f(1.44269504088896341) + f(0.5))
-        r = x - n * f(0.693359375) - n * f(-2.12194440e-4)
-        p = r * f(1.9875691500e-4) + f(1.3981999507e-3)
-        p = p * r + f(8.3334519073e-3)
-        p = p * r + f(4.1665795894e-2)
-        p = p * r + f(1.6666665459e-1)
-        p = p * r + f(5.0000001201e-1)
-        p = p * r * r + r + f(1.0)
-        k = np.int32(n)                    # 2^k in two halves: normal factors down to 2^-150
-        h = np.int32(k >> 1)
-        return (p * _float32_from_bits(np.int32((h + 127) << 23))
-                * _float32_from_bits(np.int32((k - h + 127) << 23)))
-    return exp32
 
 
 @njit(cache=True, inline="always")
@@ -102,7 +61,7 @@ def _softmax_rows(x, out, log, zero, lowest):
     for r in prange(rows):
         m = _row_max(x, r, lowest)
         for j in range(n):
-            out[r, j] = _exp_nonpositive(x[r, j] - m)
+            out[r, j] = exp_nonpositive(x[r, j] - m)
         s = _row_sum(out, r, zero)
         if log:
             lse = m + np.log(s)
@@ -124,7 +83,7 @@ def _logsumexp_rows(x, scratch, out, zero, lowest):
             out[r] = m
             continue
         for j in range(n):
-            scratch[r, j] = _exp_nonpositive(x[r, j] - m)
+            scratch[r, j] = exp_nonpositive(x[r, j] - m)
         out[r] = m + np.log(_row_sum(scratch, r, zero))
 
 
