@@ -35,6 +35,15 @@ FILL_BLOCKS = 256      # split k until about this many blocks run (a large GPU's
 MIN_SPLIT_K = 128      # but give each split at least this much of k
 
 
+@cuda.jit(device=True, inline="always")
+def _slab_index(e, k_is_unit, width):
+    """(k, i) of element e of a BK x width slab: consecutive e walk k when k is the
+    operand's unit-stride axis (coalesced loads), else i."""
+    if k_is_unit:
+        return e % BK, e // BK
+    return e // width, e % width
+
+
 @cuda.jit
 def _matmul_kernel(dest, bshape, m, n, k, k_split, a, a_off, a_bstr, a_rs, a_cs,
                    b, b_off, b_bstr, b_rs, b_cs, bias, has_bias):
@@ -71,21 +80,11 @@ def _matmul_kernel(dest, bshape, m, n, k, k_split, a, a_off, a_bstr, a_rs, a_cs,
         for t0 in range(k_lo, k_hi, BK):
             for q in range(LOADS):
                 e = tid + 256 * q
-                if a_cs == 1:                 # k is a's unit-stride axis
-                    kk = e % BK
-                    mm = e // BK
-                else:
-                    mm = e % BM
-                    kk = e // BM
+                kk, mm = _slab_index(e, a_cs == 1, BM)             # k: a's column
                 row = r0 + mm
                 kx = t0 + kk
                 sa[kk, mm] = a[pa + row * a_rs + kx * a_cs] if row < m and kx < k_hi else zero
-                if b_rs == 1 and b_cs != 1:   # k is b's unit-stride axis
-                    kk = e % BK
-                    nn = e // BK
-                else:
-                    nn = e % BN
-                    kk = e // BN
+                kk, nn = _slab_index(e, b_rs == 1 and b_cs != 1, BN)   # k: b's row
                 col = c0 + nn
                 kx = t0 + kk
                 sb[kk, nn] = b[pb + kx * b_rs + col * b_cs] if col < n and kx < k_hi else zero
