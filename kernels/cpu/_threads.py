@@ -29,6 +29,10 @@ PARALLEL_WORK = 1 << 20
 # they still called libm's exp: (256, 1000) 0.75 ms on two threads against 1.13 serially;
 # (32, 128) 18 us serially against 40)
 TRANSCENDENTAL = 32
+# the work of an element whose kernel calls _math.exp_nonpositive (vectorised, about
+# 1-1.4 ns serially): the softmax rows and the sigmoid go parallel from about 256k
+# elements ((256, 1000) softmax: 0.35 ms serially, 0.21-0.34 on two threads)
+VECTORISED_EXP = 4
 
 _executor = []      # [ThreadPoolExecutor] once created
 _controller = []    # [threadpoolctl controller or None] once looked up

@@ -9,7 +9,7 @@ import numpy as np
 from numba import prange
 
 from nbdl.kernels.cpu._math import exp_nonpositive
-from nbdl.kernels.cpu._threads import TRANSCENDENTAL, parallel_kernel
+from nbdl.kernels.cpu._threads import TRANSCENDENTAL, VECTORISED_EXP, parallel_kernel
 
 
 def _flat_out(x):
@@ -74,7 +74,7 @@ def _flat_kernel(fn, cost=2):
     return run
 
 
-sigmoid = _flat_kernel(_sigmoid_flat, 4)    # (float32: a vectorised exp, ~1 ns an element)
+sigmoid = _flat_kernel(_sigmoid_flat, VECTORISED_EXP)
 erf = _flat_kernel(_erf_flat, TRANSCENDENTAL)
 gelu = _flat_kernel(_gelu_flat, TRANSCENDENTAL)
 gelu_tanh = _flat_kernel(_gelu_tanh_flat, TRANSCENDENTAL)
