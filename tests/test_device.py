@@ -147,6 +147,102 @@ def test_caching_allocator_reuses_blocks():
     assert manager.cached_bytes == 0 and not manager.free_blocks
 
 
+@pytest.mark.skipif(nbdl.cuda.is_simulator(), reason="the simulator has no DeviceNDArray to type")
+def test_launch_signature_key_matches_numba_typing():
+    """Two kernel arguments share a lean-launch key only when numba types them alike,
+    so a cached compiled kernel is only reused for arguments it was built for; device
+    arrays and tuples typed alike share a key (each launch would compile-look-up anew).
+    The device arrays are descriptors over no memory (no GPU is needed to type them;
+    an empty one would need a context)."""
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+    from nbdl.kernels.cuda._launch import signature_key
+    from nbdl.kernels.cuda.elementwise import _where_kernel
+    typeof = _where_kernel.typeof_pyval      # what the launch path types arguments with
+
+    def arr(shape, strides, dtype=np.float32):
+        return DeviceNDArray(shape, strides, np.dtype(dtype), gpu_data=object())
+    values = [
+        arr((4, 3), (12, 4)), arr((5, 2), (8, 4)), arr((4, 3), (4, 16)),          # C, C, F
+        arr((4, 3), (24, 4)), arr((4, 3), (0, 4)), arr((1, 3), (0, 4)),           # A (slice), A (broadcast), C
+        arr((4,), (8,), np.float64), arr((4,), (4,), np.int32),
+        arr((4, 3, 2), (24, 8, 4)), 3, -5, 2 ** 62, 1.5, True, np.float32(2), np.int64(7),
+        np.float64(1), (1, 2, 3), (4, 5, 6), (1, 2), (1, 2.0), (arr((4,), (4,)), 0, (1, 2)),
+        (arr((9,), (4,)), 7, (3, 4)), (arr((4,), (8,), np.float64), 0, (1, 2)), (),
+    ]
+    keys = [signature_key(v) for v in values]
+    types = [typeof(v) for v in values]
+    assert None not in keys
+    for i in range(len(values)):
+        for j in range(len(values)):
+            if keys[i] == keys[j]:      # (a Python int and np.int64 may differ in key only)
+                assert types[i] == types[j], (values[i], values[j])
+            elif isinstance(values[i], (DeviceNDArray, tuple)):
+                assert types[i] != types[j], (values[i], values[j])
+    for uncovered in (2 ** 63, None, "a", [1, 2], (1, None), 1 + 2j, np.ones(2)):
+        assert signature_key(uncovered) is None
+
+
+@pytest.mark.skipif(nbdl.cuda.is_simulator(), reason="the simulator has no DeviceNDArray")
+def test_lean_launch_packs_arguments_as_numba():
+    """The lean launch's kernel parameters equal numba's own marshalling
+    (``_Kernel._prepare_args``) of the same arguments, element by element."""
+    import ctypes
+    from types import SimpleNamespace
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+    from numba.cuda.dispatcher import _Kernel
+    from nbdl.kernels.cuda._launch import _pack
+    from nbdl.kernels.cuda.elementwise import _where_kernel
+
+    memory = SimpleNamespace(device_ctypes_pointer=ctypes.c_void_p(0x7f0000001000))
+    def arr(shape, strides, dtype=np.float32):
+        return DeviceNDArray(shape, strides, np.dtype(dtype), gpu_data=memory)
+    numba_kernel = SimpleNamespace(extensions=[])
+    numba_kernel._prepare_args = lambda *a: _Kernel._prepare_args(numba_kernel, *a)
+    args = (arr((4, 3), (12, 4)), arr((3, 4), (4, 12), np.float64), arr((4, 3), (0, 8), np.int32),
+            7, -2.5, True, np.float32(1.5), np.int64(-3), np.uint8(200), np.bool_(False),
+            (5, 6, 7), (arr((9,), (4,)), 2, (1, 2)))
+
+    def plain(params):     # ctypes objects compare by identity: compare their values
+        return [(type(p).__name__, p.value) if isinstance(p, ctypes._SimpleCData) else p
+                for p in params]
+    ours, theirs = [], []
+    for a in args:
+        _pack(a, ours)
+        numba_kernel._prepare_args(_where_kernel.typeof_pyval(a), a, 0, [], theirs)
+    assert plain(ours) == plain(theirs)
+
+
+@pytest.mark.skipif(not CUDA or nbdl.cuda.is_simulator(), reason="needs a CUDA GPU")
+def test_lean_launch_reuses_the_compiled_kernel():
+    """A kernel's first launch per argument types goes through numba (and compiles);
+    later ones reuse the compiled kernel and give the same values; new types, a
+    2-D block and scalar arguments work too."""
+    from numba import cuda
+    from nbdl.kernels.cuda import _launch
+    if not _launch.LEAN_LAUNCH:
+        pytest.skip("NBDL_CUDA_LEAN_LAUNCH=0")
+
+    @cuda.jit
+    def axpy(out, x, a, shape):
+        i = cuda.grid(1)
+        if i < shape[0]:
+            out[i] = a * x[i] + i
+
+    def entries():
+        return sum(1 for k, _ in _launch._compiled if k is axpy)
+    x32 = cuda.to_device(np.arange(50, dtype=np.float32))
+    out = cuda.device_array(50, np.float32)
+    for a in (2.0, 3.0, -1.0):
+        _launch.launch(axpy, 50, out, x32, a, (50,))
+        np.testing.assert_array_equal(out.copy_to_host(), a * np.arange(50) + np.arange(50))
+    assert entries() == 1
+    x64, out64 = cuda.to_device(np.arange(50.0)), cuda.device_array(50)
+    _launch.launch_blocks(axpy, 2, (32, 1), out64, x64, np.float64(0.5), (50,))
+    _launch.launch_blocks(axpy, 2, (32, 1), out64, x64, np.float64(4.0), (50,))
+    np.testing.assert_array_equal(out64.copy_to_host(), 4.0 * np.arange(50) + np.arange(50))
+    assert entries() == 2
+
+
 OPTIMIZERS = {   # each ~50 s in the simulator: the first there (noise: the RNG too), all on a GPU
     "sgd-nesterov-noise": lambda ps: nbdl.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
                                                     weight_decay=1e-3, grad_noise=True),

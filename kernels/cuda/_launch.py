@@ -25,7 +25,9 @@ kernel by Numba, which lets ``cuda.compile_ptx`` compile the kernels without
 a GPU (a call to a non-inlined device function asks the driver for the
 compute capability).
 """
+import ctypes
 import numbers
+import os
 
 import numpy as np
 from numba import config, cuda
@@ -223,13 +225,128 @@ def launch(kernel, n, *args):
     """Run a grid-stride ``kernel`` over n items (nothing when n == 0)."""
     if n:
         threads = min(THREADS, max(32, -(-n // 32) * 32))
-        kernel[min(MAX_BLOCKS, -(-n // threads)), threads](*args)
+        _run(kernel, min(MAX_BLOCKS, -(-n // threads)), threads, args)
 
 
 def launch_blocks(kernel, nblocks, threads, *args):
     """Run a block-stride ``kernel`` (a block per work item) over nblocks items."""
     if nblocks:
-        kernel[min(MAX_BLOCKS, nblocks), threads](*args)
+        _run(kernel, min(MAX_BLOCKS, nblocks), threads, args)
+
+
+# ---- the launch itself ------------------------------------------------------
+# ``kernel[blocks, threads](*args)`` costs about 180-240 us of host time in
+# numba-cuda 0.30 (on an H100; a torch op: 7 us). Most of it is work that
+# repeats identically from one launch of a kernel to the next: a launch
+# configuration object, a numba type per argument (device arrays and each tuple
+# element typed separately), the look-up of the compiled overload, and the
+# generic marshalling of each argument. ``_run`` keys the compiled kernel by
+# ``signature_key`` (a plain tuple of what numba's typing reads) after the first
+# launch, which goes through numba's dispatcher and compiles; later launches
+# with the same key pack the arguments themselves, in the layout numba's
+# ``_Kernel._prepare_args`` uses (an array: meminfo, parent, size, itemsize,
+# pointer, shape, byte strides), and call cuda.core's ``launch`` with a cached
+# ``LaunchConfig``. Where numba-cuda does not launch through cuda.core (another
+# version), or a kernel is a debug, cooperative or extension-argument build,
+# the cached ``_Kernel.launch`` is used instead (typing skipped, numba's
+# marshalling kept). ``NBDL_CUDA_LEAN_LAUNCH=0`` sends every launch through
+# numba's dispatcher.
+LEAN_LAUNCH = not SIMULATOR and os.environ.get("NBDL_CUDA_LEAN_LAUNCH", "1") != "0"
+_SCALAR_TYPES = frozenset(d.type for d in DTYPES)
+_compiled = {}      # (dispatcher, signature_key) -> launcher(args, grid, block)
+_configs = {}       # (grid, block) -> cuda.core LaunchConfig
+
+if LEAN_LAUNCH:
+    from numba.cuda import dispatcher as _dispatcher
+    _core_launch = getattr(_dispatcher, "launch", None)
+    _LaunchConfig = getattr(_dispatcher, "LaunchConfig", None)
+    _CORE_1 = getattr(_dispatcher, "CUDA_CORE_GE_1_0", None)
+    _CTYPES = {np.dtype(np.float32).type: ctypes.c_float, np.dtype(np.float64).type: ctypes.c_double,
+               **{d.type: getattr(ctypes, f"c_{d.name}") for d in DTYPES if d.kind in "iu"}}
+
+
+def signature_key(value):
+    """A hashable key equal for two kernel arguments only where numba types them
+    alike (their dtype, rank and layout for device arrays), or None for an
+    argument this key does not cover (it then takes numba's launch path)."""
+    t = type(value)
+    if t is tuple:
+        keys = tuple(map(signature_key, value))
+        return None if any(k is None for k in keys) else ("tuple", keys)
+    if t is int:                     # numba: int64, or uint64 above its range
+        return int if -(1 << 63) <= value < (1 << 63) else None
+    if t is float or t is bool or (isinstance(value, np.generic) and t in _SCALAR_TYPES):
+        return t
+    if not SIMULATOR and t is DeviceNDArray:
+        # numba's layout: 'C', else 'F', else 'A'; 'A' for any broadcast (0) stride
+        if value.size and 0 in value.strides:
+            layout = "A"
+        else:
+            layout = "C" if value.is_c_contiguous() else "F" if value.is_f_contiguous() else "A"
+        return ("array", value.dtype, value.ndim, layout)
+    return None
+
+
+def _pack(value, out):
+    """Append ``value``'s kernel parameters to ``out`` as numba's _prepare_args does
+    (for the arguments ``signature_key`` covers)."""
+    t = type(value)
+    if t is DeviceNDArray:
+        out += (0, 0, value.size, value.dtype.itemsize, value.device_ctypes_pointer.value)
+        out += value.shape
+        out += value.strides
+    elif t is tuple:
+        for v in value:
+            _pack(v, out)
+    elif t is int:
+        out.append(ctypes.c_int64(value))
+    elif t is float:
+        out.append(ctypes.c_double(value))
+    elif t is bool or t is np.bool_:
+        out.append(value)
+    else:
+        out.append(_CTYPES[t](value))
+
+
+def _dim3(d):
+    return (d, 1, 1) if isinstance(d, int) else tuple(d) + (1,) * (3 - len(d))
+
+
+def _launcher(compiled, stream):
+    """A function(args, grid, block) that launches the compiled kernel ``compiled``."""
+    if (_core_launch is None or _LaunchConfig is None or _CORE_1 is None
+            or getattr(compiled, "debug", True) or getattr(compiled, "cooperative", True)
+            or getattr(compiled, "extensions", True) or not hasattr(compiled, "_codelibrary")):
+        return lambda args, grid, block: compiled.launch(args, _dim3(grid), _dim3(block), stream, 0)
+    library = compiled._codelibrary
+
+    def launch_direct(args, grid, block):
+        config = _configs.get((grid, block))
+        if config is None:
+            flag = {"is_cooperative" if _CORE_1 else "cooperative_launch": False}
+            config = _configs[grid, block] = _LaunchConfig(grid=_dim3(grid), block=_dim3(block),
+                                                           shmem_size=0, **flag)
+        params = []
+        for a in args:
+            _pack(a, params)
+        # get_cufunc each time: it follows the current context (a reset reloads the module)
+        _core_launch(stream, config, library.get_cufunc().kernel, *params)
+    return launch_direct
+
+
+def _run(kernel, grid, block, args):
+    key = signature_key(args) if LEAN_LAUNCH else None
+    if key is not None:
+        launcher = _compiled.get((kernel, key))
+        if launcher is not None:
+            launcher(args, grid, block)
+            return
+    configured = kernel[grid, block]
+    configured(*args)
+    if key is not None:
+        compiled = kernel.overloads.get(tuple(kernel.typeof_pyval(a) for a in args))
+        if compiled is not None:
+            _compiled[kernel, key] = _launcher(compiled, getattr(configured, "stream", 0))
 
 
 def block_threads(n):
