@@ -83,7 +83,8 @@ def l1_loss(input, target, reduction="mean"):
 
 def _class_targets(op, input, target, ignore_index, weight):
     """Check (N, C, *) scores against (N, *) integer classes in [0, C) (or ignore_index)
-    and the (C,) class ``weight``."""
+    and the (C,) class ``weight``. Returns (class dim, host classes, valid mask or None
+    when every class is valid)."""
     check_tensor(input, op, "input")
     check_tensor(target, op, "target")
     same_device(op, input, target)
@@ -97,25 +98,38 @@ def _class_targets(op, input, target, ignore_index, weight):
         raise ValueError(f"{op}: target shape {target.shape} does not match input {input.shape} "
                          f"(expected {expected})")
     t = target.numpy()
-    valid = t != ignore_index
     n_cls = input.shape[c_dim]
-    if valid.any() and (t[valid].min() < 0 or t[valid].max() >= n_cls):
-        raise IndexOutOfRangeError(f"{op}: target classes must be in [0, {n_cls}), "
-                                   f"got [{t[valid].min()}, {t[valid].max()}]")
+    valid = None
+    if t.size:
+        lo, hi = t.min(), t.max()
+        if ignore_index is not None and lo <= ignore_index <= hi:   # (else all are classes)
+            valid = t != ignore_index
+            if valid.any():
+                lo, hi = t[valid].min(), t[valid].max()
+        if (valid is None or valid.any()) and (lo < 0 or hi >= n_cls):
+            raise IndexOutOfRangeError(f"{op}: target classes must be in [0, {n_cls}), "
+                                       f"got [{lo}, {hi}]")
     if weight is not None:
         check_tensor(weight, op, "weight")
         if weight.shape != (n_cls,):
             raise ValueError(f"{op}: weight must have shape ({n_cls},), got {weight.shape}")
-    return c_dim, valid
+    return c_dim, t, valid
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-input[n, target[n]] * weight[target[n]]; input holds log-probabilities (N, C, *)."""
-    c_dim, valid = _class_targets("nll_loss", input, target, ignore_index, weight)
-    if weight is None and valid.all():   # the common case: a plain mean of picked entries
+    checked = _class_targets("nll_loss", input, target, ignore_index, weight)
+    return _nll(input, target, weight, reduction, *checked)
+
+
+def _nll(input, target, weight, reduction, c_dim, t, valid):
+    """nll_loss on arguments _class_targets checked (it gave c_dim, t, valid)."""
+    if weight is None and valid is None:   # the common case: a plain mean of picked entries
         picked = input.gather(c_dim, target.long().unsqueeze(c_dim)).squeeze(c_dim)
         return _reduce(-picked, reduction, "nll_loss")
-    safe = host_tensor(np.where(valid, target.numpy(), 0).astype(np.int64), input.device)
+    if valid is None:
+        valid = np.ones(t.shape, bool)
+    safe = host_tensor(np.where(valid, t, 0).astype(np.int64), input.device)
     picked = input.gather(c_dim, safe.unsqueeze(c_dim)).squeeze(c_dim)
     w = host_tensor(valid.astype(input.dtype), input.device)
     if weight is not None:
@@ -126,6 +140,28 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return _reduce(loss, reduction, "nll_loss")
 
 
+def _cross_entropy_rows(input, t, reduction):
+    """cross_entropy of (N, C) scores against N classes in [0, C) (no weight, no
+    smoothing, none ignored) as one tape node instead of five (log_softmax, gather,
+    squeeze, neg, the reduction): its gradient is (softmax(input) - one_hot(t)) times
+    the loss's gradient (over N for the mean), written in ops for higher derivatives."""
+    n, n_cls = input.shape
+    with no_grad():
+        loss = _reduce(-log_softmax(input, 1).gather(
+            1, host_tensor(t.reshape(n, 1).astype(np.int64), input.device)).squeeze(1),
+            reduction, "cross_entropy")
+    onehot = np.zeros((n, n_cls), input.dtype)
+    onehot[np.arange(n), t] = 1
+
+    def backward(g):
+        diff = softmax(input, 1) - host_tensor(onehot, input.device)
+        if reduction == "none":
+            return (diff * g.unsqueeze(1),)
+        return (diff * (g / n if reduction == "mean" else g),)
+
+    return attach(loss, "cross_entropy", (input,), backward)
+
+
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     """log_softmax + nll_loss over class indices, with torch's ``label_smoothing``."""
@@ -133,12 +169,16 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    c_dim, valid = _class_targets("cross_entropy", input, target, ignore_index, weight)
+    c_dim, t, valid = _class_targets("cross_entropy", input, target, ignore_index, weight)
+    if input.ndim == 2 and weight is None and valid is None and label_smoothing == 0.0:
+        return _cross_entropy_rows(input, t, reduction)
     logp = log_softmax(input, c_dim)
-    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    nll = _nll(logp, target, weight, reduction, c_dim, t, valid)
     if label_smoothing == 0.0:
         return nll
     n_cls = input.shape[c_dim]
+    if valid is None:
+        valid = np.ones(t.shape, bool)
     mask = host_tensor(valid.astype(input.dtype), input.device)
     if weight is not None:
         shape = [1] * input.ndim
@@ -148,7 +188,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         smooth = -logp.sum(c_dim) * mask
     if reduction == "mean":
         if weight is not None:
-            safe = host_tensor(np.where(valid, target.numpy(), 0).astype(np.int64), input.device)
+            safe = host_tensor(np.where(valid, t, 0).astype(np.int64), input.device)
             smooth = smooth.sum() / (weight[safe] * mask).sum()
         else:
             smooth = smooth.sum() / mask.sum()
