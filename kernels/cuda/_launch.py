@@ -329,7 +329,7 @@ def _launcher(compiled, stream):
         params = []
         for a in args:
             _pack(a, params)
-        # get_cufunc each time: it follows the current context (a reset reloads the module)
+        # get_cufunc each time, as numba's own launch does (it picks the current device's module)
         _core_launch(stream, config, library.get_cufunc().kernel, *params)
     return launch_direct
 
