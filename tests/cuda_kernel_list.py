@@ -27,6 +27,11 @@ def A(dtype):
     return t.Array(dtype, 1, "C")
 
 
+def G(ty):
+    """A GROUP-tuple of ``ty`` (the grouped optimizer kernels)."""
+    return t.UniTuple(ty, optim.GROUP)
+
+
 def _unary(name):
     def sig(f):
         out = B if name == "logical_not" else f
@@ -76,10 +81,13 @@ def kernel_list():
         ("random._fill_normal_kernel", Q._fill_normal_kernel, lambda f: t.void(A(f), U64, U64, F64, F64)),
         ("random._bernoulli_kernel", Q._bernoulli_kernel, lambda f: t.void(A(f), U64, U64, F64, F64)),
         ("optim._sgd_kernel", O._sgd_kernel, lambda f: t.void(
-            A(f), A(f), A(f), f, f, f, f, f, B, B, F64, U64, U64)),
-        ("optim._adam_kernel", O._adam_kernel, lambda f: t.void(*[A(f)] * 5, *[f] * 9, B, B, B)),
-        ("optim._rmsprop_kernel", O._rmsprop_kernel, lambda f: t.void(*[A(f)] * 5, *[f] * 7, B, B)),
-        ("optim._adagrad_kernel", O._adagrad_kernel, lambda f: t.void(*[A(f)] * 3, f, f, f, B)),
+            *[G(A(f))] * 3, G(I), G(f), G(f), G(F64), G(U64), f, f, f, B, B, U64)),
+        ("optim._adam_kernel", O._adam_kernel, lambda f: t.void(
+            *[G(A(f))] * 5, G(I), G(f), G(f), *[f] * 7, B, B, B)),
+        ("optim._rmsprop_kernel", O._rmsprop_kernel, lambda f: t.void(
+            *[G(A(f))] * 5, G(I), *[f] * 7, B, B)),
+        ("optim._adagrad_kernel", O._adagrad_kernel, lambda f: t.void(
+            *[G(A(f))] * 3, G(I), G(f), f, f, B)),
         ("pool._max_pool_kernel", P._max_pool_kernel, lambda f: t.void(A(f), A(I), A(f), *[I] * 12)),
         ("pool._max_pool_scatter_kernel", P._max_pool_scatter_kernel, lambda f: t.void(
             A(f), A(f), A(I), I, I, A(t.int32))),

@@ -450,6 +450,15 @@ def test_random_draws_match_cpu(dtype):
 
 # ---- optimizers: the CPU update, step by step -------------------------------
 
+def _check_step(d, c, dtype):
+    """Optimizer state after a few steps: float32 entries that cancel to near 0 differ
+    in their last bits between the two devices' fused multiply-adds (hence atol)."""
+    if dtype == np.float32:
+        check(d, c, rtol=1e-5, atol=1e-6)
+    else:
+        check(d, c, rtol=1e-13)
+
+
 def _run_steps(name, nstate, steps, dtype):
     """Run ``steps`` (a list of scalar-argument tuples) on the CPU and the
     device from the same param, grad and zero states; return (cpu arrays, device arrays)."""
@@ -468,7 +477,7 @@ def test_sgd_update(dtype, nesterov, noise, maximize):
     steps = [(0.1, 0.01, 0.9, bs, gs, nesterov, maximize, noise, 42, 100 * k)
              for k, (bs, gs) in enumerate([(0.0, 1.0), (0.9, 0.8), (0.9, 0.8)])]
     for c, d in zip(*_run_steps("sgd_update", 1, steps, dtype)):
-        check(d, c, rtol=1e-5 if dtype == np.float32 else 1e-13)
+        _check_step(d, c, dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -479,7 +488,7 @@ def test_adam_update(dtype, amsgrad, decoupled, maximize):
     steps = [(b1, b2, 1e-8, 0.01, 1 - lr * 0.01, lr / (1 - b1 ** t), np.sqrt(1 - b2 ** t),
               amsgrad, maximize, decoupled) for t in (1, 2, 3)]
     for c, d in zip(*_run_steps("adam_update", 3, steps, dtype)):
-        check(d, c, rtol=1e-5 if dtype == np.float32 else 1e-13)
+        _check_step(d, c, dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -487,14 +496,44 @@ def test_adam_update(dtype, amsgrad, decoupled, maximize):
 def test_rmsprop_update(dtype, centered, momentum):
     steps = [(0.01, 0.99, 1e-8, 0.01, momentum, centered, False)] * 3
     for c, d in zip(*_run_steps("rmsprop_update", 3, steps, dtype)):
-        check(d, c, rtol=1e-5 if dtype == np.float32 else 1e-13)
+        _check_step(d, c, dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_adagrad_update(dtype):
     steps = [(0.1 / (1 + k * 0.01), 1e-10, 0.01, k == 1) for k in range(3)]
     for c, d in zip(*_run_steps("adagrad_update", 1, steps, dtype)):
-        check(d, c, rtol=1e-5 if dtype == np.float32 else 1e-13)
+        _check_step(d, c, dtype)
+
+
+GROUP_STEPS = {   # name: (state arrays, arguments after the per-tensor ones, per-tensor builders)
+    "sgd_step": (1, (0.1, 0.01, 0.9, True, False, np.uint64(42)),
+                 lambda n, k: (np.full(n, 0.9 if k else 0.0), np.full(n, 0.8 if k else 1.0),
+                               np.linspace(0.0, 0.3, n), np.arange(n, dtype=np.int64) * 1000 + 7 * k)),
+    "adam_step": (3, (0.9, 0.999, 1e-8, 0.01, 1 - 1e-4, True, False, True),
+                  lambda n, k: (np.linspace(1e-3, 2e-3, n), np.full(n, np.sqrt(1 - 0.999 ** (k + 1))))),
+    "rmsprop_step": (3, (0.01, 0.99, 1e-8, 0.01, 0.9, True, False), lambda n, k: ()),
+    "adagrad_step": (1, (1e-10, 0.01, False), lambda n, k: (np.linspace(0.05, 0.1, n),)),
+}
+
+
+@pytest.mark.parametrize("name", list(GROUP_STEPS))
+def test_group_steps_match_cpu(name):
+    """<name>_step over more tensors than one launch takes (O.GROUP), of mixed sizes:
+    three steps from the same state as the CPU's one-launch step."""
+    nstate, shared, per_tensor = GROUP_STEPS[name]
+    sizes = [29, 1, 300, 7, 64, 2, 130, 5, 33, 1, 17][:O.GROUP + 3]
+    dtype = np.float32
+    arrays = [[rng.standard_normal(n).astype(dtype) for n in sizes] for _ in range(2)] + \
+        [[np.zeros(n, dtype) for n in sizes] for _ in range(nstate)]
+    devs = [[dev(a) for a in role] for role in arrays]
+    for k in range(3):
+        coeffs = per_tensor(len(sizes), k)
+        getattr(cpu_optim, name)(*cpu_optim.pack(arrays), *coeffs, *shared)
+        getattr(O, name)(devs, *coeffs, *shared)
+    for role_c, role_d in zip(arrays, devs):
+        for c, d in zip(role_c, role_d):
+            _check_step(d, c, dtype)
 
 
 def test_optim_bad_input():
@@ -503,6 +542,9 @@ def test_optim_bad_input():
         O.adagrad_update(p, p, dev(np.zeros(4)), 0.1, 1e-10, 0.0, False)
     with pytest.raises(ValueError, match="C-contiguous"):
         O.adagrad_update(p, p, dev(np.zeros(8, np.float32))[::2], 0.1, 1e-10, 0.0, False)
+    q = dev(np.zeros(3))
+    with pytest.raises(ValueError, match="share a dtype: tensor 1 is float64"):
+        O.adagrad_step(([p, q], [p, q], [p, q]), [0.1, 0.1], 1e-10, 0.0, False)
 
 
 # ---- pooling and upsampling ------------------------------------------------------

@@ -19,8 +19,11 @@ gradient noise of SGD is draw ``counter + i`` of ``seed`` from the counter
 generator (``random.normal_at``), the CPU's draw.
 The group-level ``<name>_step(arrays, ...)`` take the CPU ``<name>_step``'s
 arguments after its address tables (``arrays``: the R lists of T arrays that
-the CPU packs; per-tensor coefficients as (T,) arrays) and run one
-``<name>_update`` launch per tensor.
+the CPU packs; per-tensor coefficients as (T,) arrays) and update GROUP tensors
+per launch: each kernel takes a GROUP-tuple of arrays per role, a tuple of their
+sizes and tuples of the per-tensor coefficients, and grid row y updates tensor
+y (``<name>_update`` is the same launch with one tensor). A launch costs about
+50 us of host time (see _launch), so a step over 100 tensors was 100 of them.
 """
 import math
 
@@ -28,8 +31,10 @@ import numpy as np
 from numba import cuda
 
 from . import _launch
-from ._launch import FLOATS, device_array, launch
+from ._launch import FLOATS, device_array
 from .random import mul_rn, normal_at
+
+GROUP = 8   # tensors per launch: Adam's 5 arrays each (56 bytes of parameters apiece) fit CUDA's 4 KiB
 
 
 @cuda.jit(device=True, inline="always")
@@ -39,9 +44,12 @@ def _lerp(a, b, w, w_complement):
 
 
 @cuda.jit
-def _sgd_kernel(p, g, buf, neg_lr, weight_decay, momentum, buf_scale, grad_scale,
-                nesterov, maximize, noise_std, seed, counter):
-    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+def _sgd_kernel(ps, gs, bufs, sizes, buf_scales, grad_scales, noise_stds, counters,
+                neg_lr, weight_decay, momentum, nesterov, maximize, seed):
+    j = cuda.blockIdx.y
+    p, g, buf = ps[j], gs[j], bufs[j]
+    buf_scale, grad_scale, noise_std, counter = buf_scales[j], grad_scales[j], noise_stds[j], counters[j]
+    for i in range(cuda.grid(1), sizes[j], cuda.gridsize(1)):
         d = g[i]
         if noise_std != 0.0:
             d += p.dtype.type(mul_rn(noise_std, normal_at(seed, counter + np.uint64(i))))
@@ -57,9 +65,12 @@ def _sgd_kernel(p, g, buf, neg_lr, weight_decay, momentum, buf_scale, grad_scale
 
 
 @cuda.jit
-def _adam_kernel(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, w1, w1c, beta2, w2, eps,
-                 weight_decay, decay, neg_step_size, bc2, amsgrad, maximize, decoupled):
-    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+def _adam_kernel(ps, gs, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, sizes, neg_step_sizes, bc2s,
+                 w1, w1c, beta2, w2, eps, weight_decay, decay, amsgrad, maximize, decoupled):
+    j = cuda.blockIdx.y
+    p, g, exp_avg, exp_avg_sq, max_exp_avg_sq = ps[j], gs[j], exp_avgs[j], exp_avg_sqs[j], max_exp_avg_sqs[j]
+    neg_step_size, bc2 = neg_step_sizes[j], bc2s[j]
+    for i in range(cuda.grid(1), sizes[j], cuda.gridsize(1)):
         d = -g[i] if maximize else g[i]
         x = p[i]
         if weight_decay != 0:
@@ -81,9 +92,11 @@ def _adam_kernel(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, w1, w1c, beta2, w2, 
 
 
 @cuda.jit
-def _rmsprop_kernel(p, g, square_avg, grad_avg, buf, neg_lr, alpha, w, wc, eps,
+def _rmsprop_kernel(ps, gs, square_avgs, grad_avgs, bufs, sizes, neg_lr, alpha, w, wc, eps,
                     weight_decay, momentum, centered, maximize):
-    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+    j = cuda.blockIdx.y
+    p, g, square_avg, grad_avg, buf = ps[j], gs[j], square_avgs[j], grad_avgs[j], bufs[j]
+    for i in range(cuda.grid(1), sizes[j], cuda.gridsize(1)):
         d = -g[i] if maximize else g[i]
         if weight_decay != 0:
             d = cuda.fma(p[i], weight_decay, d)
@@ -103,8 +116,10 @@ def _rmsprop_kernel(p, g, square_avg, grad_avg, buf, neg_lr, alpha, w, wc, eps,
 
 
 @cuda.jit
-def _adagrad_kernel(p, g, state_sum, neg_clr, eps, weight_decay, maximize):
-    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+def _adagrad_kernel(ps, gs, state_sums, sizes, neg_clrs, eps, weight_decay, maximize):
+    j = cuda.blockIdx.y
+    p, g, state_sum, neg_clr = ps[j], gs[j], state_sums[j], neg_clrs[j]
+    for i in range(cuda.grid(1), sizes[j], cuda.gridsize(1)):
         d = -g[i] if maximize else g[i]
         if weight_decay != 0:
             d = cuda.fma(p[i], weight_decay, d)
@@ -130,76 +145,108 @@ def _arrays(name, **arrays):
     return [_launch.flat(a) for a in out], p.dtype.type
 
 
-def sgd_update(p, g, buf, lr, weight_decay, momentum, buf_scale, grad_scale,
-               nesterov, maximize, noise_std, seed, counter):
-    """One SGD step in place (kernels/cpu/optim.py:sgd_update)."""
-    arrays, cast = _arrays("sgd_update", p=p, g=g, buf=buf)
-    launch(_sgd_kernel, arrays[0].size, *arrays, -cast(lr), cast(weight_decay), cast(momentum),
-           cast(buf_scale), cast(grad_scale), bool(nesterov), bool(maximize), float(noise_std),
-           np.uint64(int(seed) % 2**64), np.uint64(int(counter) % 2**64))
+def _launch_groups(name, kernel, roles, per_tensor, *scalars):
+    """Launch ``kernel`` over the T tensors, GROUP at a time. roles: role name -> T device
+    arrays (the first role: the parameters), each tensor's checked by _arrays; per_tensor:
+    lists of T coefficients (already in the kernel's types); scalars: the kernel's shared
+    trailing arguments. A group's tuples are padded to GROUP with its first tensor (its
+    grid has one row per real tensor, so the padding is never read)."""
+    names, lists = list(roles), list(roles.values())
+    first = device_array(name, "p", lists[0][0], FLOATS).dtype.type
+    for lo in range(0, len(lists[0]), GROUP):
+        idx = range(lo, min(len(lists[0]), lo + GROUP))
+        checked = [_arrays(name, **{n: arrays[t] for n, arrays in zip(names, lists)}) for t in idx]
+        for t, (_, cast) in zip(idx, checked):
+            if cast is not first:
+                raise ValueError(f"{name}: the parameters of one step must share a dtype: "
+                                 f"tensor {t} is {np.dtype(cast)}, tensor 0 {np.dtype(first)}")
+        flats = [f for f, _ in checked]
+        pad = GROUP - len(idx)
+        tuples = [tuple(f[r] for f in flats) + (flats[0][r],) * pad for r in range(len(names))]
+        sizes = tuple(f[0].size for f in flats) + (0,) * pad
+        coeffs = [tuple(values[t] for t in idx) + (values[idx[0]],) * pad for values in per_tensor]
+        _launch.launch_tensors(kernel, sizes[:len(idx)], *tuples, sizes, *coeffs, *scalars)
 
-
-def adam_update(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, eps,
-                weight_decay, decay, step_size, bias_correction2_sqrt,
-                amsgrad, maximize, decoupled):
-    """One Adam / AdamW step in place (kernels/cpu/optim.py:adam_update)."""
-    arrays, cast = _arrays("adam_update", p=p, g=g, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq,
-                           max_exp_avg_sq=max_exp_avg_sq)
-    w1 = cast(1.0 - beta1)
-    launch(_adam_kernel, arrays[0].size, *arrays, w1, cast(1.0) - w1, cast(beta2), cast(1.0 - beta2),
-           cast(eps), cast(weight_decay), cast(decay), -cast(step_size), cast(bias_correction2_sqrt),
-           bool(amsgrad), bool(maximize), bool(decoupled))
-
-
-def rmsprop_update(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay,
-                   momentum, centered, maximize):
-    """One RMSprop step in place (kernels/cpu/optim.py:rmsprop_update)."""
-    arrays, cast = _arrays("rmsprop_update", p=p, g=g, square_avg=square_avg,
-                           grad_avg=grad_avg, buf=buf)
-    w = cast(1.0 - alpha)
-    launch(_rmsprop_kernel, arrays[0].size, *arrays, -cast(lr), cast(alpha), w, cast(1.0) - w,
-           cast(eps), cast(weight_decay), cast(momentum), bool(centered), bool(maximize))
-
-
-def adagrad_update(p, g, state_sum, clr, eps, weight_decay, maximize):
-    """One Adagrad step in place (kernels/cpu/optim.py:adagrad_update)."""
-    arrays, cast = _arrays("adagrad_update", p=p, g=g, state_sum=state_sum)
-    launch(_adagrad_kernel, arrays[0].size, *arrays, -cast(clr), cast(eps), cast(weight_decay),
-           bool(maximize))
-
-
-# ---- group steps: the CPU <name>_step arguments, one launch per tensor --------
 
 def sgd_step(arrays, buf_scale, grad_scale, noise_std, counters, lr, weight_decay, momentum,
              nesterov, maximize, seed):
     """arrays: params, grads, momentum buffers (or None when momentum == 0)."""
     ps, gs, bufs = arrays
-    for t, (p, g) in enumerate(zip(ps, gs)):
-        sgd_update(p, g, p if bufs is None else bufs[t], lr, weight_decay, momentum,
-                   buf_scale[t], grad_scale[t], nesterov, maximize, noise_std[t], seed,
-                   counters[t])
+    if not ps:
+        return
+    cast = device_array("sgd_step", "p", ps[0], FLOATS).dtype.type
+    _launch_groups("sgd_update", _sgd_kernel, {"p": ps, "g": gs, "buf": ps if bufs is None else bufs},
+                   [[cast(v) for v in buf_scale], [cast(v) for v in grad_scale],
+                    [float(v) for v in noise_std], [np.uint64(int(c) % 2**64) for c in counters]],
+                   -cast(lr), cast(weight_decay), cast(momentum), bool(nesterov), bool(maximize),
+                   np.uint64(int(seed) % 2**64))
 
 
 def adam_step(arrays, step_size, bias_correction2_sqrt, beta1, beta2, eps, weight_decay,
               decay, amsgrad, maximize, decoupled):
     """arrays: params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq (or None)."""
     ps, gs, ms, vs, vmaxs = arrays
-    for t, p in enumerate(ps):
-        adam_update(p, gs[t], ms[t], vs[t], vs[t] if vmaxs is None else vmaxs[t], beta1, beta2,
-                    eps, weight_decay, decay, step_size[t], bias_correction2_sqrt[t], amsgrad,
-                    maximize, decoupled)
+    if not ps:
+        return
+    cast = device_array("adam_step", "p", ps[0], FLOATS).dtype.type
+    w1 = cast(1.0 - beta1)
+    _launch_groups("adam_update", _adam_kernel,
+                   {"p": ps, "g": gs, "exp_avg": ms, "exp_avg_sq": vs,
+                    "max_exp_avg_sq": vs if vmaxs is None else vmaxs},
+                   [[-cast(v) for v in step_size], [cast(v) for v in bias_correction2_sqrt]],
+                   w1, cast(1.0) - w1, cast(beta2), cast(1.0 - beta2), cast(eps), cast(weight_decay),
+                   cast(decay), bool(amsgrad), bool(maximize), bool(decoupled))
 
 
 def rmsprop_step(arrays, lr, alpha, eps, weight_decay, momentum, centered, maximize):
     """arrays: params, grads, square_avg, grad_avg (or None), momentum_buffer (or None)."""
     ps, gs, sq, avg, bufs = arrays
-    for t, p in enumerate(ps):
-        rmsprop_update(p, gs[t], sq[t], p if avg is None else avg[t], p if bufs is None else bufs[t],
-                       lr, alpha, eps, weight_decay, momentum, centered, maximize)
+    if not ps:
+        return
+    cast = device_array("rmsprop_step", "p", ps[0], FLOATS).dtype.type
+    w = cast(1.0 - alpha)
+    _launch_groups("rmsprop_update", _rmsprop_kernel,
+                   {"p": ps, "g": gs, "square_avg": sq, "grad_avg": ps if avg is None else avg,
+                    "buf": ps if bufs is None else bufs}, [],
+                   -cast(lr), cast(alpha), w, cast(1.0) - w, cast(eps), cast(weight_decay),
+                   cast(momentum), bool(centered), bool(maximize))
 
 
 def adagrad_step(arrays, clr, eps, weight_decay, maximize):
     """arrays: params, grads, state sums."""
     ps, gs, sums = arrays
-    for t, p in enumerate(ps):
-        adagrad_update(p, gs[t], sums[t], clr[t], eps, weight_decay, maximize)
+    if not ps:
+        return
+    cast = device_array("adagrad_step", "p", ps[0], FLOATS).dtype.type
+    _launch_groups("adagrad_update", _adagrad_kernel, {"p": ps, "g": gs, "state_sum": sums},
+                   [[-cast(v) for v in clr]], cast(eps), cast(weight_decay), bool(maximize))
+
+
+# ---- one tensor: the CPU <name>_update signatures ------------------------------
+
+def sgd_update(p, g, buf, lr, weight_decay, momentum, buf_scale, grad_scale,
+               nesterov, maximize, noise_std, seed, counter):
+    """One SGD step in place (kernels/cpu/optim.py:sgd_update)."""
+    sgd_step(([p], [g], [buf]), [buf_scale], [grad_scale], [noise_std], [counter], lr,
+             weight_decay, momentum, nesterov, maximize, seed)
+
+
+def adam_update(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, eps,
+                weight_decay, decay, step_size, bias_correction2_sqrt,
+                amsgrad, maximize, decoupled):
+    """One Adam / AdamW step in place (kernels/cpu/optim.py:adam_update)."""
+    adam_step(([p], [g], [exp_avg], [exp_avg_sq], [max_exp_avg_sq]), [step_size],
+              [bias_correction2_sqrt], beta1, beta2, eps, weight_decay, decay, amsgrad, maximize,
+              decoupled)
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay,
+                   momentum, centered, maximize):
+    """One RMSprop step in place (kernels/cpu/optim.py:rmsprop_update)."""
+    rmsprop_step(([p], [g], [square_avg], [grad_avg], [buf]), lr, alpha, eps, weight_decay,
+                 momentum, centered, maximize)
+
+
+def adagrad_update(p, g, state_sum, clr, eps, weight_decay, maximize):
+    """One Adagrad step in place (kernels/cpu/optim.py:adagrad_update)."""
+    adagrad_step(([p], [g], [state_sum]), [clr], eps, weight_decay, maximize)
