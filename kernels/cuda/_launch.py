@@ -18,7 +18,9 @@ tuple element separately).
 Launches. Elementwise kernels are 1-D grid-stride loops: ``launch`` picks at
 most THREADS threads per block and at most MAX_BLOCKS blocks. Kernels where a
 block cooperates on one item (a reduced row, a matmul tile) loop over items
-by block: ``launch_blocks``.
+by block: ``launch_blocks``. Kernels over several tensors at once (the
+optimizer steps) take one grid row per tensor: ``launch_tensors``. Every
+launch goes through ``_run`` (the lean launch path, at the end).
 
 Device functions here are ``inline="always"``: they are inlined into each
 kernel by Numba, which lets ``cuda.compile_ptx`` compile the kernels without
