@@ -50,6 +50,7 @@ def _launch_work(addrs, chunks, *args):
     ``*_step`` kernels run their serial builds below _threads.PARALLEL_WORK."""
     return addrs.shape[0] * int(chunks[:, 2].sum() - chunks[:, 1].sum())
 
+
 @njit(cache=True)
 def _address(a):
     return a.ctypes.data

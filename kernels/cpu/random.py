@@ -46,7 +46,12 @@ def normal_at(seed, counter):
     return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(_TWO_PI * u2)
 
 
-@parallel_kernel(work=lambda out, *args: out.size)
+def _fill_work(out, *args):
+    """A fill's work (_threads.parallel_kernel): its output's elements."""
+    return out.size
+
+
+@parallel_kernel(work=_fill_work)
 def fill_uniform(out, seed, offset, low, high):
     """out (flat, any float dtype) <- U[low, high) draws offset .. offset+n-1."""
     s = np.uint64(seed)
@@ -55,7 +60,7 @@ def fill_uniform(out, seed, offset, low, high):
         out[i] = low + (high - low) * uniform_at(s, o + np.uint64(i))
 
 
-@parallel_kernel(work=lambda out, *args: out.size)
+@parallel_kernel(work=_fill_work)
 def fill_normal(out, seed, offset, mean, std):
     """out (flat) <- N(mean, std^2) draws offset .. offset+n-1."""
     s = np.uint64(seed)
@@ -64,7 +69,7 @@ def fill_normal(out, seed, offset, mean, std):
         out[i] = mean + std * normal_at(s, o + np.uint64(i))
 
 
-@parallel_kernel(work=lambda out, *args: out.size)
+@parallel_kernel(work=_fill_work)
 def fill_bernoulli_mask(out, seed, offset, keep_prob, scale):
     """Dropout mask (flat): out[i] = scale if draw i < keep_prob else 0."""
     s = np.uint64(seed)

@@ -229,11 +229,17 @@ def broadcast_shape(kernel, *shapes):
         raise ValueError(f"{kernel}: shapes {', '.join(map(str, shapes))} do not broadcast") from None
 
 
+def _stride_loop(n):
+    """(blocks, threads) of a grid-stride loop over n > 0 items."""
+    threads = min(THREADS, max(32, -(-n // 32) * 32))
+    return min(MAX_BLOCKS, -(-n // threads)), threads
+
+
 def launch(kernel, n, *args):
     """Run a grid-stride ``kernel`` over n items (nothing when n == 0)."""
     if n:
-        threads = min(THREADS, max(32, -(-n // 32) * 32))
-        _run(kernel, min(MAX_BLOCKS, -(-n // threads)), threads, args)
+        blocks, threads = _stride_loop(n)
+        _run(kernel, blocks, threads, args)
 
 
 def launch_tensors(kernel, sizes, *args):
@@ -241,8 +247,8 @@ def launch_tensors(kernel, sizes, *args):
     the sizes[y] items of tensor y (``cuda.grid(1)`` / ``cuda.gridsize(1)`` along x)."""
     n = max(sizes, default=0)
     if n:
-        threads = min(THREADS, max(32, -(-n // 32) * 32))
-        _run(kernel, (min(MAX_BLOCKS, -(-n // threads)), len(sizes)), threads, args)
+        blocks, threads = _stride_loop(n)
+        _run(kernel, (blocks, len(sizes)), threads, args)
 
 
 def launch_blocks(kernel, nblocks, threads, *args):

@@ -68,7 +68,8 @@ def _sgd_kernel(ps, gs, bufs, sizes, buf_scales, grad_scales, noise_stds, counte
 def _adam_kernel(ps, gs, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, sizes, neg_step_sizes, bc2s,
                  w1, w1c, beta2, w2, eps, weight_decay, decay, amsgrad, maximize, decoupled):
     j = cuda.blockIdx.y
-    p, g, exp_avg, exp_avg_sq, max_exp_avg_sq = ps[j], gs[j], exp_avgs[j], exp_avg_sqs[j], max_exp_avg_sqs[j]
+    p, g, exp_avg, exp_avg_sq = ps[j], gs[j], exp_avgs[j], exp_avg_sqs[j]
+    max_exp_avg_sq = max_exp_avg_sqs[j]
     neg_step_size, bc2 = neg_step_sizes[j], bc2s[j]
     for i in range(cuda.grid(1), sizes[j], cuda.gridsize(1)):
         d = -g[i] if maximize else g[i]
@@ -145,21 +146,26 @@ def _arrays(name, **arrays):
     return [_launch.flat(a) for a in out], p.dtype.type
 
 
-def _launch_groups(name, kernel, roles, per_tensor, *scalars):
+def _param_type(name, ps):
+    """The float type of the first parameter (the step's coefficients are cast to it)."""
+    return device_array(name, "p", ps[0], FLOATS).dtype.type
+
+
+def _launch_groups(name, kernel, param_type, roles, per_tensor, *scalars):
     """Launch ``kernel`` over the T tensors, GROUP at a time. roles: role name -> T device
-    arrays (the first role: the parameters), each tensor's checked by _arrays; per_tensor:
-    lists of T coefficients (already in the kernel's types); scalars: the kernel's shared
-    trailing arguments. A group's tuples are padded to GROUP with its first tensor (its
-    grid has one row per real tensor, so the padding is never read)."""
+    arrays (the first role: the parameters, all of ``param_type``), each tensor's checked
+    by _arrays; per_tensor: lists of T coefficients (already in the kernel's types);
+    scalars: the kernel's shared trailing arguments. A group's tuples are padded to GROUP
+    with its first tensor (its grid has one row per real tensor, so the padding is never
+    read)."""
     names, lists = list(roles), list(roles.values())
-    first = device_array(name, "p", lists[0][0], FLOATS).dtype.type
     for lo in range(0, len(lists[0]), GROUP):
         idx = range(lo, min(len(lists[0]), lo + GROUP))
         checked = [_arrays(name, **{n: arrays[t] for n, arrays in zip(names, lists)}) for t in idx]
         for t, (_, cast) in zip(idx, checked):
-            if cast is not first:
+            if cast is not param_type:
                 raise ValueError(f"{name}: the parameters of one step must share a dtype: "
-                                 f"tensor {t} is {np.dtype(cast)}, tensor 0 {np.dtype(first)}")
+                                 f"tensor {t} is {np.dtype(cast)}, tensor 0 {np.dtype(param_type)}")
         flats = [f for f, _ in checked]
         pad = GROUP - len(idx)
         tuples = [tuple(f[r] for f in flats) + (flats[0][r],) * pad for r in range(len(names))]
@@ -174,8 +180,9 @@ def sgd_step(arrays, buf_scale, grad_scale, noise_std, counters, lr, weight_deca
     ps, gs, bufs = arrays
     if not ps:
         return
-    cast = device_array("sgd_step", "p", ps[0], FLOATS).dtype.type
-    _launch_groups("sgd_update", _sgd_kernel, {"p": ps, "g": gs, "buf": ps if bufs is None else bufs},
+    cast = _param_type("sgd_update", ps)
+    _launch_groups("sgd_update", _sgd_kernel, cast,
+                   {"p": ps, "g": gs, "buf": ps if bufs is None else bufs},
                    [[cast(v) for v in buf_scale], [cast(v) for v in grad_scale],
                     [float(v) for v in noise_std], [np.uint64(int(c) % 2**64) for c in counters]],
                    -cast(lr), cast(weight_decay), cast(momentum), bool(nesterov), bool(maximize),
@@ -188,9 +195,9 @@ def adam_step(arrays, step_size, bias_correction2_sqrt, beta1, beta2, eps, weigh
     ps, gs, ms, vs, vmaxs = arrays
     if not ps:
         return
-    cast = device_array("adam_step", "p", ps[0], FLOATS).dtype.type
+    cast = _param_type("adam_update", ps)
     w1 = cast(1.0 - beta1)
-    _launch_groups("adam_update", _adam_kernel,
+    _launch_groups("adam_update", _adam_kernel, cast,
                    {"p": ps, "g": gs, "exp_avg": ms, "exp_avg_sq": vs,
                     "max_exp_avg_sq": vs if vmaxs is None else vmaxs},
                    [[-cast(v) for v in step_size], [cast(v) for v in bias_correction2_sqrt]],
@@ -203,9 +210,9 @@ def rmsprop_step(arrays, lr, alpha, eps, weight_decay, momentum, centered, maxim
     ps, gs, sq, avg, bufs = arrays
     if not ps:
         return
-    cast = device_array("rmsprop_step", "p", ps[0], FLOATS).dtype.type
+    cast = _param_type("rmsprop_update", ps)
     w = cast(1.0 - alpha)
-    _launch_groups("rmsprop_update", _rmsprop_kernel,
+    _launch_groups("rmsprop_update", _rmsprop_kernel, cast,
                    {"p": ps, "g": gs, "square_avg": sq, "grad_avg": ps if avg is None else avg,
                     "buf": ps if bufs is None else bufs}, [],
                    -cast(lr), cast(alpha), w, cast(1.0) - w, cast(eps), cast(weight_decay),
@@ -217,8 +224,8 @@ def adagrad_step(arrays, clr, eps, weight_decay, maximize):
     ps, gs, sums = arrays
     if not ps:
         return
-    cast = device_array("adagrad_step", "p", ps[0], FLOATS).dtype.type
-    _launch_groups("adagrad_update", _adagrad_kernel, {"p": ps, "g": gs, "state_sum": sums},
+    cast = _param_type("adagrad_update", ps)
+    _launch_groups("adagrad_update", _adagrad_kernel, cast, {"p": ps, "g": gs, "state_sum": sums},
                    [[-cast(v) for v in clr]], cast(eps), cast(weight_decay), bool(maximize))
 
 
