@@ -545,6 +545,8 @@ def test_optim_bad_input():
     q = dev(np.zeros(3))
     with pytest.raises(ValueError, match="share a dtype: tensor 1 is float64"):
         O.adagrad_step(([p, q], [p, q], [p, q]), [0.1, 0.1], 1e-10, 0.0, False)
+    with pytest.raises(ValueError, match="adagrad_update: 2 parameters but 1 g arrays"):
+        O.adagrad_step(([p, p], [p], [p, p]), [0.1, 0.1], 1e-10, 0.0, False)
 
 
 # ---- pooling and upsampling ------------------------------------------------------

@@ -159,6 +159,9 @@ def _launch_groups(name, kernel, param_type, roles, per_tensor, *scalars):
     with its first tensor (its grid has one row per real tensor, so the padding is never
     read)."""
     names, lists = list(roles), list(roles.values())
+    for n, arrays in zip(names[1:], lists[1:]):
+        if len(arrays) != len(lists[0]):
+            raise ValueError(f"{name}: {len(lists[0])} parameters but {len(arrays)} {n} arrays")
     for lo in range(0, len(lists[0]), GROUP):
         idx = range(lo, min(len(lists[0]), lo + GROUP))
         checked = [_arrays(name, **{n: arrays[t] for n, arrays in zip(names, lists)}) for t in idx]
