@@ -266,3 +266,26 @@ def test_same_width_runs(h, w, kh, kw, padding, dilation, block_bytes):
                      kwargs, 0)
     finally:
         cpu_conv.BLOCK_BYTES = saved
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])      # row slabs of one row / whole images
+def test_images_split_among_threads(monkeypatch, block_bytes):
+    """With SPLIT_WORK 1 every CPU conv op splits its 5 images among threads
+    (kernels/cpu/conv.py, _over_images); values and gradients stay torch's."""
+    shares = []
+    split_run = cpu_conv.split_run
+
+    def spy(work, n_items, min_items=1):
+        shares.append(n_items // min_items)
+        return split_run(work, n_items, min_items)
+
+    monkeypatch.setattr(cpu_conv, "split_run", spy)
+    monkeypatch.setattr(cpu_conv, "SPLIT_WORK", 1)
+    monkeypatch.setattr(cpu_conv, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4, 9, 8))
+    kwargs = dict(stride=(2, 1), padding=1, groups=2)
+    _compare_now(F.conv2d, TF.conv2d, [x, rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)], kwargs)
+    _compare_now(F.conv_transpose2d, TF.conv_transpose2d,
+                 [x, rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(6)], kwargs)
+    assert len(shares) == 6 and min(shares) == 5     # forward and backward kernels of both ops

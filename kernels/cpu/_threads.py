@@ -12,7 +12,7 @@ conv2d 4-40x slower than its CPU time), and waking sleeping OpenMP threads costs
   optimizer and random-fill kernels);
 - ``split_run(work, n)``: an op's work split among Python threads, each calling
   single-threaded BLAS and serial GIL-free (``nogil=True``) Numba kernels from
-  start to end, one hand-off per op (attention's heads).
+  start to end, one hand-off per op (attention's heads, the larger convolutions).
 """
 import contextlib
 import types

@@ -14,11 +14,18 @@ row (c * kh + ki) * kw + kj, column (b, i * OW + j) holds the padded input at
 (n0 + b, c, i * sh - ph + ki * dh, j * sw - pw + kj * dw) (0 outside). So a
 block is one GEMM per group whatever its number of images (small images made
 many tiny GEMMs), and the columns never leave the cache; the GEMM's (O, nb, L)
-result is moved to NCHW by one strided copy. One thread copies the columns
-and numpy's BLAS spreads each GEMM over its threads: splitting the images among
-Python threads with single-threaded BLAS each (``_threads.split_run``, as
-attention does) was 8-21% slower on the three larger benchmark shapes and no
-faster on the smallest once a block was one GEMM (in-process A/B). Arguments are
+result is moved to NCHW by one strided copy.
+
+An op of at least SPLIT_WORK multiply-adds per thread splits its images among
+Python threads, each copying its columns and calling single-threaded BLAS
+(``_threads.split_run``, as attention does); smaller ops copy on this thread and
+let numpy's BLAS spread each GEMM over its threads. OpenBLAS's idle threads spin
+for about 0.1 s after each GEMM and slow this thread's column copies down (an
+im2col between GEMMs took 10-12 ms instead of 3 on N64 64->64 16x16 in some runs),
+while the Python threads only cost the hand-off (0.3-0.4 ms to wake a thread on the
+2-core VM). Forward + both backward kernels, median of alternated processes:
+N64 64->64 16x16 40-47 ms split against 56-81 on BLAS's threads, N32 16->32
+32x32 14-19 against 18-32, N8 64->128 56x56 s2 29-38 against 35-50. Arguments are
 not validated here (the functional layer does that).
 
 The copy loops index flat arrays with unsigned offsets: with signed ones Numba
@@ -38,10 +45,15 @@ import functools
 import numpy as np
 from numba import njit, uint64
 
+from ._threads import split_run
+
 # bytes of column matrix per block of images: the cache a block's columns live in
 BLOCK_BYTES = 1 << 20
 # output columns below which im2col / col2im go through the offset table
 SHORT_ROW = 16
+# multiply-adds per thread below which an op is not split among threads (_over_images):
+# handing work to a sleeping Python thread costs 0.3-0.4 ms on the 2-core VM
+SPLIT_WORK = 1 << 22
 
 
 @njit(cache=True, inline="always")
@@ -256,16 +268,24 @@ def _from_cols(cols, n0, r0, r1, geometry, oh, ow, out):
         col2im(cols, n0, r0, r1, *geometry, ow, out)
 
 
-def _blocks(n_img, rows, oh, ow, itemsize):
-    """[(n0, n1, r0, r1)]: the images in blocks whose (rows, (r1 - r0) * ow) column
+def _blocks(i0, i1, rows, oh, ow, itemsize):
+    """[(n0, n1, r0, r1)]: the images i0 .. i1 in blocks whose (rows, (r1 - r0) * ow) column
     matrices fill BLOCK_BYTES: several whole images (r0, r1 = 0, oh), or one image
     in slabs of output rows r0 .. r1 where an image's columns alone are larger."""
     row_bytes = max(1, rows * ow * itemsize)
     if row_bytes * oh <= BLOCK_BYTES:
         nb = BLOCK_BYTES // (row_bytes * oh)
-        return [(n0, min(n_img, n0 + nb), 0, oh) for n0 in range(0, n_img, nb)]
+        return [(n0, min(i1, n0 + nb), 0, oh) for n0 in range(i0, i1, nb)]
     slab = max(1, BLOCK_BYTES // row_bytes)
-    return [(n, n + 1, r0, min(oh, r0 + slab)) for n in range(n_img) for r0 in range(0, oh, slab)]
+    return [(n, n + 1, r0, min(oh, r0 + slab)) for n in range(i0, i1) for r0 in range(0, oh, slab)]
+
+
+def _over_images(images, n_img, macs):
+    """images(i0, i1) over the images 0 .. n_img of an op of ``macs`` multiply-adds:
+    one chunk of images per thread, each with single-threaded BLAS (split_run), where
+    every chunk gets SPLIT_WORK of them; else images(0, n_img) on this thread with
+    BLAS's threads. Returns the list of the chunks' results."""
+    return split_run(images, n_img, min_items=-(-SPLIT_WORK * n_img // max(macs, 1)))
 
 
 def conv2d(x, w, b, stride, padding, dilation, groups):
@@ -285,20 +305,23 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     out = np.empty((n_img, n_out, oh * ow), x.dtype)
     bias = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)[:, None]
 
-    for n0, n1, r0, r1 in _blocks(n_img, n_ch * kh * kw, oh, ow, x.itemsize):
-        nb, length = n1 - n0, (r1 - r0) * ow
-        cols = np.empty((n_ch * kh * kw, nb, length), x.dtype)
-        _to_cols(x, n0, r0, r1, geometry, oh, ow, cols)
-        block = out[n0:n1, :, r0 * ow:r1 * ow]
-        for g in range(groups):        # one GEMM per block and group
-            a = cols[g * kk:(g + 1) * kk].reshape(kk, nb * length)
-            if nb == 1 and length == oh * ow:      # straight into the (contiguous) output
-                np.dot(wg[g], a, out=block[0, g * og:(g + 1) * og])
-            else:
-                y = np.dot(wg[g], a)
-                block[:, g * og:(g + 1) * og] = y.reshape(og, nb, length).transpose(1, 0, 2)
-        if bias is not None:
-            block += bias
+    def images(i0, i1):
+        for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
+            nb, length = n1 - n0, (r1 - r0) * ow
+            cols = np.empty((n_ch * kh * kw, nb, length), x.dtype)
+            _to_cols(x, n0, r0, r1, geometry, oh, ow, cols)
+            block = out[n0:n1, :, r0 * ow:r1 * ow]
+            for g in range(groups):        # one GEMM per block and group
+                a = cols[g * kk:(g + 1) * kk].reshape(kk, nb * length)
+                if nb == 1 and length == oh * ow:      # straight into the (contiguous) output
+                    np.dot(wg[g], a, out=block[0, g * og:(g + 1) * og])
+                else:
+                    y = np.dot(wg[g], a)
+                    block[:, g * og:(g + 1) * og] = y.reshape(og, nb, length).transpose(1, 0, 2)
+            if bias is not None:
+                block += bias
+
+    _over_images(images, n_img, out.size * kk)
     return out.reshape(n_img, n_out, oh, ow)
 
 
@@ -321,15 +344,18 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
     out = np.empty((n_img, n_out, oh, ow), x.dtype)
     start = 0 if b is None else np.asarray(b, dtype=x.dtype)[:, None, None]
 
-    out[:] = start
-    # the input's positions are the "output" positions of the conv that this op transposes
-    for n0, n1, r0, r1 in _blocks(n_img, n_out * kh * kw, h, wd, x.itemsize):
-        nb, length = n1 - n0, (r1 - r0) * wd
-        cols = np.empty((n_out * kh * kw, nb * length), x.dtype)
-        xb = xs[n0:n1, :, r0 * wd:r1 * wd].transpose(1, 0, 2).reshape(n_ch, nb * length)
-        for g in range(groups):        # one GEMM per block and group
-            np.dot(wt[g], xb[g * cg:(g + 1) * cg], out=cols[g * kk:(g + 1) * kk])
-        _from_cols(cols.reshape(-1, nb, length), n0, r0, r1, geometry, h, wd, out)
+    def images(i0, i1):
+        out[i0:i1] = start
+        # the input's positions are the "output" positions of the conv that this op transposes
+        for n0, n1, r0, r1 in _blocks(i0, i1, n_out * kh * kw, h, wd, x.itemsize):
+            nb, length = n1 - n0, (r1 - r0) * wd
+            cols = np.empty((n_out * kh * kw, nb * length), x.dtype)
+            xb = xs[n0:n1, :, r0 * wd:r1 * wd].transpose(1, 0, 2).reshape(n_ch, nb * length)
+            for g in range(groups):        # one GEMM per block and group
+                np.dot(wt[g], xb[g * cg:(g + 1) * cg], out=cols[g * kk:(g + 1) * kk])
+            _from_cols(cols.reshape(-1, nb, length), n0, r0, r1, geometry, h, wd, out)
+
+    _over_images(images, n_img, x.size * kk)
     return out
 
 
@@ -348,12 +374,16 @@ def conv2d_weight(x, gy, ksize, stride, padding, dilation, groups):
     cg, og = n_ch // groups, n_out // groups
     kk = cg * kh * kw
 
-    gw = np.zeros((n_out, kk), x.dtype)
-    for n0, n1, r0, r1 in _blocks(n_img, n_ch * kh * kw, oh, ow, x.itemsize):
-        nb, length = n1 - n0, (r1 - r0) * ow
-        cols = np.empty((n_ch * kh * kw, nb * length), x.dtype)
-        _to_cols(x, n0, r0, r1, geometry, oh, ow, cols.reshape(-1, nb, length))
-        gyb = gys[n0:n1, :, r0 * ow:r1 * ow].transpose(1, 0, 2).reshape(n_out, nb * length)
-        for g in range(groups):        # one GEMM per block and group
-            gw[g * og:(g + 1) * og] += np.dot(gyb[g * og:(g + 1) * og], cols[g * kk:(g + 1) * kk].T)
-    return gw.reshape(n_out, cg, kh, kw)
+    def images(i0, i1):
+        """The gradient's sum over the images i0 .. i1."""
+        gw = np.zeros((n_out, kk), x.dtype)
+        for n0, n1, r0, r1 in _blocks(i0, i1, n_ch * kh * kw, oh, ow, x.itemsize):
+            nb, length = n1 - n0, (r1 - r0) * ow
+            cols = np.empty((n_ch * kh * kw, nb * length), x.dtype)
+            _to_cols(x, n0, r0, r1, geometry, oh, ow, cols.reshape(-1, nb, length))
+            gyb = gys[n0:n1, :, r0 * ow:r1 * ow].transpose(1, 0, 2).reshape(n_out, nb * length)
+            for g in range(groups):        # one GEMM per block and group
+                gw[g * og:(g + 1) * og] += np.dot(gyb[g * og:(g + 1) * og], cols[g * kk:(g + 1) * kk].T)
+        return gw
+
+    return sum(_over_images(images, n_img, gys.size * kk)).reshape(n_out, cg, kh, kw)
