@@ -22,6 +22,20 @@ def test_gemm_matches_numpy(dtype, shape):
     np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cols", [slice(0, 96), slice(32, 128), slice(5, 6)])
+def test_gemm_reads_rows_that_lie_apart(dtype, cols):
+    """a may be a slice of a wider array's columns (the GRU backward's hidden-side
+    gradients): its row stride, not its width, is the leading dimension."""
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal((16, 128)).astype(dtype)
+    a = wide[:, cols]
+    b = rng.standard_normal((a.shape[1], 40)).astype(dtype)
+    out = np.full((16, 40), np.nan, dtype)
+    _blas.gemm(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
 def test_registers_numpys_openblas_here():
     """This project's numpy wheels bundle an ILP64 OpenBLAS: the fast path is taken."""
     assert _blas.register() == "numpy"
@@ -39,6 +53,9 @@ for dtype in (np.float32, np.float64):
     out = np.empty((3, 2), dtype)
     _blas.gemm(a, b, out)
     assert np.array_equal(out, a @ b), out
+    wide = np.arange(30, dtype=dtype).reshape(3, 10)      # rows that lie apart
+    _blas.gemm(wide[:, 2:6], b, out)
+    assert np.array_equal(out, wide[:, 2:6] @ b), out
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -19,12 +19,13 @@ KINDS = {  # name -> (nbdl class, torch class, constructor kwargs)
 }
 
 
-def _pair(kind, dtype=torch.float64, **kw):
-    """A torch module and an nbdl module holding its state_dict (loaded by name)."""
+def _pair(kind, dtype=torch.float64, sizes=(3, 4), **kw):
+    """A torch module and an nbdl module holding its state_dict (loaded by name);
+    sizes = (input_size, hidden_size)."""
     cls, tcls, extra = KINDS[kind]
     torch.manual_seed(0)
-    tmod = tcls(3, 4, **extra, **kw, dtype=dtype)
-    mod = cls(3, 4, **extra, **kw, dtype=np.float64 if dtype == torch.float64 else np.float32)
+    tmod = tcls(*sizes, **extra, **kw, dtype=dtype)
+    mod = cls(*sizes, **extra, **kw, dtype=np.float64 if dtype == torch.float64 else np.float32)
     assert [n for n, _ in mod.named_parameters()] == [n for n, _ in tmod.named_parameters()]
     mod.load_state_dict({k: v.detach().numpy() for k, v in tmod.state_dict().items()})
     return mod, tmod
@@ -110,6 +111,15 @@ def test_variable_lengths_match_packed_torch(kind):
     _assert_same(ours, theirs, mod, tmod)
     assert np.all(ours[0][2, 1:] == 0)          # outputs past a row's length are zero
     assert np.all(ours[2][2, 1:] == 0)          # and those inputs get no gradient
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_blas_sized_layers_match_torch(kind):
+    """Batch 8, hidden 64: each step's recurrent GEMM goes to BLAS (SMALL_GEMM in
+    kernels/cpu/recurrence.py); the GRU backward's reads rows that lie apart."""
+    mod, tmod = _pair(kind, sizes=(5, 64), bidirectional=True)
+    x = np.random.default_rng(4).standard_normal((6, 8, 5))
+    _assert_same(*_run_both(mod, tmod, kind, x, None, lengths=[6, 2, 5, 6, 1, 3, 6, 4]), mod, tmod)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "rnn_relu"])

@@ -53,11 +53,15 @@ def _numpy_openblas():
 
 
 def _np_dot_fallback(real, dtype):
-    """A cblas_?gemm replacement (row-major, no transposes) around Numba's np.dot."""
+    """A cblas_?gemm replacement (row-major, no transposes; a's rows lda apart)
+    around Numba's np.dot."""
     @cfunc(_signature(real), cache=True)
     def gemm_by_np_dot(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        out = carray(c, (m, n), dtype)
-        np.dot(carray(a, (m, k), dtype), carray(b, (k, n), dtype), out)
+        src = carray(a, (max(0, (m - 1) * lda + k),), dtype)
+        rows = np.empty((m, k), dtype)
+        for i in range(m):
+            rows[i] = src[i * lda:i * lda + k]
+        np.dot(rows, carray(b, (k, n), dtype), carray(c, (m, n), dtype))
     return gemm_by_np_dot.address
 
 
@@ -79,14 +83,17 @@ def register():
 
 @njit(cache=True, nogil=True)
 def gemm(a, b, out):
-    """out (M, N) = a (M, K) @ b (K, N): C-contiguous arrays of one float dtype."""
+    """out (M, N) = a (M, K) @ b (K, N), arrays of one float dtype: b and out
+    C-contiguous, a's rows contiguous but possibly apart (a row stride >= K, as
+    in a slice of a wider array's columns)."""
     m, k = a.shape
     n = b.shape[1]
+    lda = max(a.strides[0] // a.itemsize, k, 1)
     if a.itemsize == 4:                # float32
-        _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1), a.ctypes, max(k, 1),
+        _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1), a.ctypes, lda,
                b.ctypes, max(n, 1), np.float32(0), out.ctypes, max(n, 1))
     else:
-        _dgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes, max(k, 1),
+        _dgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes, lda,
                b.ctypes, max(n, 1), 0.0, out.ctypes, max(n, 1))
 
 
