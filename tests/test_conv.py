@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import nbdl
 import nbdl.nn as nn
 import nbdl.nn.functional as F
+from nbdl.kernels.cpu import _threads
 from nbdl.kernels.cpu import conv as cpu_conv
 from opinfo import OPS_BY_NAME, check_gradcheck, check_gradgradcheck
 
@@ -289,3 +290,22 @@ def test_images_split_among_threads(monkeypatch, block_bytes):
     _compare_now(F.conv_transpose2d, TF.conv_transpose2d,
                  [x, rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(6)], kwargs)
     assert len(shares) == 6 and min(shares) == 5     # forward and backward kernels of both ops
+
+
+def test_small_convs_run_blas_on_one_thread(monkeypatch):
+    """Below 2 SPLIT_WORK multiply-adds a CPU conv op keeps to this thread with
+    single-threaded BLAS (_over_images); BLAS's thread count is restored after it."""
+    get_threads = _threads._blas_thread_setters()[0]
+    seen = []
+    to_cols = cpu_conv._to_cols
+
+    def spy(*args):
+        seen.append(get_threads())
+        return to_cols(*args)
+
+    monkeypatch.setattr(cpu_conv, "_to_cols", spy)
+    before = get_threads()
+    x = nbdl.tensor(np.random.default_rng(0).standard_normal((4, 2, 6, 6)), requires_grad=True)
+    w = nbdl.tensor(np.random.default_rng(1).standard_normal((3, 2, 3, 3)), requires_grad=True)
+    nbdl.grad(F.conv2d(x, w, padding=1).sum(), [x, w])
+    assert seen == [1, 1] and get_threads() == before      # forward and weight gradient

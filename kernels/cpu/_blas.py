@@ -38,7 +38,7 @@ _dgemm = types.ExternalFunction(_NAMES[np.float64], _signature(types.float64))
 _registered = []
 
 
-def _numpy_openblas():
+def numpy_openblas():
     """numpy's OpenBLAS as (ctypes library, symbol prefix, suffix), or None."""
     try:
         from threadpoolctl import ThreadpoolController
@@ -69,7 +69,7 @@ def register():
     """Give LLVM the addresses of numpy's GEMMs (or of the np.dot fallbacks) under
     the names ``gemm`` links to. Idempotent; returns "numpy" or "np.dot"."""
     if not _registered:
-        found = None if os.environ.get("NBDL_NUMPY_BLAS", "1") == "0" else _numpy_openblas()
+        found = None if os.environ.get("NBDL_NUMPY_BLAS", "1") == "0" else numpy_openblas()
         for dtype, letter, real in ((np.float32, "s", types.float32), (np.float64, "d", types.float64)):
             if found:
                 lib, prefix, suffix = found

@@ -18,14 +18,16 @@ result is moved to NCHW by one strided copy.
 
 An op of at least SPLIT_WORK multiply-adds per thread splits its images among
 Python threads, each copying its columns and calling single-threaded BLAS
-(``_threads.split_run``, as attention does); smaller ops copy on this thread and
-let numpy's BLAS spread each GEMM over its threads. OpenBLAS's idle threads spin
-for about 0.1 s after each GEMM and slow this thread's column copies down (an
-im2col between GEMMs took 10-12 ms instead of 3 on N64 64->64 16x16 in some runs),
-while the Python threads only cost the hand-off (0.3-0.4 ms to wake a thread on the
-2-core VM). Forward + both backward kernels, median of alternated processes:
-N64 64->64 16x16 40-47 ms split against 56-81 on BLAS's threads, N32 16->32
-32x32 14-19 against 18-32, N8 64->128 56x56 s2 29-38 against 35-50. Arguments are
+(``_threads.split_run``, as attention does); a smaller op copies on this thread
+and calls single-threaded BLAS too. OpenBLAS's idle threads spin for about 0.1 s
+after each multi-threaded GEMM and slow this thread's work down (an im2col between
+GEMMs took 10-12 ms instead of 3 on N64 64->64 16x16 in some runs), while the
+Python threads only cost the hand-off (0.3-0.4 ms to wake a thread on the 2-core
+VM). Forward + both backward kernels, median of alternated processes: N64 64->64
+16x16 40-47 ms split against 56-81 on BLAS's threads, N32 16->32 32x32 14-19
+against 18-32, N8 64->128 56x56 s2 29-38 against 35-50; the digits CNN's epoch,
+whose convolutions are small, 77-96 ms with single-threaded BLAS against 105-119
+(alternated processes). Arguments are
 not validated here (the functional layer does that).
 
 The copy loops index flat arrays with unsigned offsets: with signed ones Numba
@@ -45,7 +47,7 @@ import functools
 import numpy as np
 from numba import njit, uint64
 
-from ._threads import split_run
+from ._threads import serial_blas, split_run
 
 # bytes of column matrix per block of images: the cache a block's columns live in
 BLOCK_BYTES = 1 << 20
@@ -283,8 +285,13 @@ def _blocks(i0, i1, rows, oh, ow, itemsize):
 def _over_images(images, n_img, macs):
     """images(i0, i1) over the images 0 .. n_img of an op of ``macs`` multiply-adds:
     one chunk of images per thread, each with single-threaded BLAS (split_run), where
-    every chunk gets SPLIT_WORK of them; else images(0, n_img) on this thread with
-    BLAS's threads. Returns the list of the chunks' results."""
+    every chunk gets SPLIT_WORK of them; below 2 SPLIT_WORK images(0, n_img) on this
+    thread with single-threaded BLAS too (BLAS's second thread would only spin after
+    these small GEMMs); else (one large image) on this thread with BLAS's threads.
+    Returns the list of the chunks' results."""
+    if macs < 2 * SPLIT_WORK:
+        with serial_blas():
+            return [images(0, n_img)]
     return split_run(images, n_img, min_items=-(-SPLIT_WORK * n_img // max(macs, 1)))
 
 
