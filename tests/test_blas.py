@@ -36,6 +36,22 @@ def test_gemm_reads_rows_that_lie_apart(dtype, cols):
     np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
+@pytest.mark.parametrize("through", ["openblas", "threadpoolctl"])
+def test_serial_blas_runs_one_thread_and_restores(monkeypatch, through):
+    """_threads.serial_blas sets BLAS's thread count through numpy's OpenBLAS itself,
+    or through threadpoolctl where that is not found, and restores it after."""
+    from nbdl.kernels.cpu import _threads
+    if through == "threadpoolctl":
+        monkeypatch.setattr(_blas, "numpy_openblas", lambda: None)
+    monkeypatch.setattr(_threads, "_controller", [])
+    get = _threads._blas_thread_setters()[0]
+    counts = lambda: set(get()) if isinstance(get(), list) else {get()}   # noqa: E731
+    before = counts()
+    with _threads.serial_blas():
+        assert counts() == {1}
+    assert counts() == before
+
+
 def test_registers_numpys_openblas_here():
     """This project's numpy wheels bundle an ILP64 OpenBLAS: the fast path is taken."""
     assert _blas.register() == "numpy"

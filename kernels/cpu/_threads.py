@@ -82,7 +82,7 @@ def parallel_kernel(fn=None, work=None, **options):
 
 def _blas_thread_setters():
     """(get, set) of numpy's OpenBLAS thread count through its own functions, else
-    (get, set) through threadpoolctl, else None."""
+    (get, set) of every BLAS threadpoolctl finds (their counts as a list), else None."""
     from . import _blas
     found = _blas.numpy_openblas()
     if found:
@@ -95,11 +95,14 @@ def _blas_thread_setters():
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
-    blas = ThreadpoolController().select(user_api="blas")
-    if not blas.lib_controllers:
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    if not libs:
         return None
-    lib = blas.lib_controllers[0]
-    return lib.get_num_threads, lib.set_num_threads
+
+    def set_all(n):        # one count for all, or the list get_all returned
+        for lib, k in zip(libs, n if isinstance(n, list) else [n] * len(libs)):
+            lib.set_num_threads(k)
+    return (lambda: [lib.get_num_threads() for lib in libs]), set_all
 
 
 @contextlib.contextmanager
