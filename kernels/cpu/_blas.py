@@ -17,6 +17,7 @@ Importing this module registers them (``register()``, once per process): an
 would call an unresolved address and crash the process.
 """
 import ctypes
+import functools
 import os
 
 import numpy as np
@@ -38,8 +39,10 @@ _dgemm = types.ExternalFunction(_NAMES[np.float64], _signature(types.float64))
 _registered = []
 
 
+@functools.cache
 def numpy_openblas():
-    """numpy's OpenBLAS as (ctypes library, symbol prefix, suffix), or None."""
+    """numpy's OpenBLAS as (ctypes library, symbol prefix, suffix), or None (looked up
+    once: register() and _threads.serial_blas both ask)."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:

@@ -12,8 +12,9 @@ Layouts (torch's, time-major; G = 1, 4 or 3 gates):
 
 Each forward does the input projection of all timesteps as one GEMM, then the
 whole time loop in one @njit kernel (the recurrent product of a step is numpy's
-BLAS GEMM on its threads, or vectorised dot products for small sizes where BLAS's
-call overhead dominates),
+BLAS GEMM on its threads, or for small sizes, where BLAS's call overhead
+dominates, a loop: row updates, or vectorised dot products where the rows are
+longer than the outputs, as in the backward's; see _gemm),
 saving what backward needs: the states before each step (``hprev``, ``cprev``)
 and the gate activations. Each backward runs the time loop in one @njit kernel
 producing the pre-activation gate gradients ``dg`` (T, B, G*H; the GRU's
