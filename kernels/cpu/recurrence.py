@@ -29,6 +29,7 @@ from numba.extending import overload
 from nbdl.kernels.cpu import _blas
 
 SMALL_GEMM = 1 << 15    # below m*k*n multiply-adds, a hand loop beats a BLAS call
+_FM = {"contract"}      # the LSTM and GRU forward loops: fused multiply-adds (one rounding instead of two)
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
@@ -183,12 +184,19 @@ def _rnn_backward_loop(g_out, g_hn, out, w_hh, w_hh_t, lengths, reverse, relu, d
     return dh
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _lstm_forward_loop(xw, h0, c0, w_hh, w_hh_t, lengths, reverse, out, hn, cn, gates, hprev, cprev, tanh_c):
     """xw (T, B, 4H) input projection + biases; w_hh_t (H, 4H). Fills out, hn, cn,
-    gates (T, B, 4H: i, f, g, o after their activations), hprev, cprev, tanh_c (T, B, H)."""
+    gates (T, B, 4H: i, f, g, o after their activations), hprev, cprev, tanh_c (T, B, H).
+    A row's four activations are one loop, a + a tanh(a v) with a = 0.5 (sigmoid) or
+    1 (tanh, shift 0), and its cell update another (few long loops vectorise better
+    than many short ones: 50/32/128 float32, 1.0 ms against 1.4-1.7 as a loop per gate)."""
     n_t, n_b, n_h = out.shape
     zero = out.dtype.type(0)
+    scale = np.full(4 * n_h, out.dtype.type(0.5))
+    scale[2 * n_h:3 * n_h] = 1
+    shift = scale.copy()
+    shift[2 * n_h:3 * n_h] = 0
     h = h0.copy()
     c = c0.copy()
     pre = np.empty((n_b, 4 * n_h), out.dtype)
@@ -196,23 +204,21 @@ def _lstm_forward_loop(xw, h0, c0, w_hh, w_hh_t, lengths, reverse, out, hn, cn, 
         t = n_t - 1 - s if reverse else s
         _gemm(h, w_hh_t, w_hh, pre)
         for b in range(n_b):
+            g, p, x = gates[t, b], pre[b], xw[t, b]
+            for j in range(4 * n_h):
+                g[j] = shift[j] + scale[j] * _tanh(scale[j] * (p[j] + x[j]))
+        for b in range(n_b):
             hprev[t, b] = h[b]
             cprev[t, b] = c[b]
             g, o, tc = gates[t, b], out[t, b], tanh_c[t, b]
             if t < lengths[b]:
-                p, x, cb = pre[b], xw[t, b], c[b]
-                for j in range(2 * n_h):                 # i, f
-                    g[j] = _sigmoid(p[j] + x[j])
-                for j in range(2 * n_h, 3 * n_h):        # g
-                    g[j] = _tanh(p[j] + x[j])
-                for j in range(3 * n_h, 4 * n_h):        # o
-                    g[j] = _sigmoid(p[j] + x[j])
+                cb = c[b]
                 for j in range(n_h):
-                    cb[j] = g[n_h + j] * cb[j] + g[j] * g[2 * n_h + j]
-                for j in range(n_h):
-                    tc[j] = _tanh(cb[j])
-                for j in range(n_h):
-                    o[j] = g[3 * n_h + j] * tc[j]
+                    v = g[n_h + j] * cb[j] + g[j] * g[2 * n_h + j]
+                    cb[j] = v
+                    e = _tanh(v)
+                    tc[j] = e
+                    o[j] = g[3 * n_h + j] * e
                 h[b] = o
             else:
                 g[:] = zero
@@ -259,7 +265,7 @@ def _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, w_hh_t, l
     return dh, dc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _gru_forward_loop(xw, h0, w_hh, w_hh_t, b_hh, lengths, reverse, out, hn, gates, hw_n, hprev):
     """xw (T, B, 3H) input projection + b_ih; w_hh_t (H, 3H), b_hh (3H,). Fills out,
     hn, gates (T, B, 3H: r, z, n after their activations), hw_n (T, B, H) = W_hn h + b_hn
@@ -278,12 +284,13 @@ def _gru_forward_loop(xw, h0, w_hh, w_hh_t, b_hh, lengths, reverse, out, hn, gat
                 p, x, hb = hw[b], xw[t, b], h[b]
                 for j in range(2 * n_h):                 # r, z
                     g[j] = _sigmoid(x[j] + p[j] + b_hh[j])
-                for j in range(n_h):
-                    hn_t[j] = p[2 * n_h + j] + b_hh[2 * n_h + j]
-                for j in range(n_h):                     # n
-                    g[2 * n_h + j] = _tanh(x[2 * n_h + j] + g[j] * hn_t[j])
-                for j in range(n_h):
-                    o[j] = (one - g[n_h + j]) * g[2 * n_h + j] + g[n_h + j] * hb[j]
+                for j in range(n_h):                     # n, and the new state
+                    v = p[2 * n_h + j] + b_hh[2 * n_h + j]
+                    hn_t[j] = v
+                    n = _tanh(x[2 * n_h + j] + g[j] * v)
+                    g[2 * n_h + j] = n
+                    z = g[n_h + j]
+                    o[j] = (one - z) * n + z * hb[j]
                 hb[:] = o
             else:
                 g[:] = zero
