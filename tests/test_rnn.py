@@ -122,6 +122,21 @@ def test_blas_sized_layers_match_torch(kind):
     _assert_same(*_run_both(mod, tmod, kind, x, None, lengths=[6, 2, 5, 6, 1, 3, 6, 4]), mod, tmod)
 
 
+@pytest.mark.parametrize("m, k, n", [(1, 256, 1024), (2, 1024, 256), (3, 8, 8), (8, 64, 256), (8, 256, 64)])
+def test_step_product_paths_match_numpy(m, k, n):
+    """_gemm's three paths, each against numpy: loops (row updates or dot products) for
+    small products and for fewer than SMALL_M rows however long, BLAS otherwise; the
+    rows of a lie apart, as the GRU backward's do."""
+    from nbdl.kernels.cpu import recurrence as rec
+    assert (m >= rec.SMALL_M and m * k * n >= rec.SMALL_GEMM) == (m == 8)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((m, k + 3))[:, 3:]
+    b = rng.standard_normal((k, n))
+    out = np.empty((m, n))
+    rec._gemm(a, b, np.ascontiguousarray(b.T), out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "rnn_relu"])
 def test_float32_default_matches_torch(kind):
     """The float32 path agrees with torch in float32: its only own code, the rational

@@ -29,6 +29,7 @@ from numba.extending import overload
 from nbdl.kernels.cpu import _blas
 
 SMALL_GEMM = 1 << 15    # below m*k*n multiply-adds, a hand loop beats a BLAS call
+SMALL_M = 4             # and below this many rows (batch rows of a step)
 _FM = {"contract"}      # the LSTM and GRU forward loops: fused multiply-adds (one rounding instead of two)
 
 
@@ -65,14 +66,16 @@ def _gemm_rows(a, b, out):
 @njit(cache=True)
 def _gemm(a, b, bt, out):
     """out (M, N) = a (M, K) @ b (K, N), bt = b.T: numpy's BLAS (its threads; see
-    _blas), or for small sizes, where BLAS's call overhead dominates, a loop: dot
-    products against bt's rows where they are the longer (one batch row, K = 128,
-    N = 32, float32: 0.22 us against 0.54 by row updates), else row updates of b's
-    (K = 32, N = 128: 0.33 against 0.37). b, bt and out are C-contiguous; a's rows
-    may lie apart (the dot products then read a contiguous copy)."""
+    _blas), or a loop for small sizes, where BLAS's call overhead dominates, and for
+    fewer than SMALL_M rows, where its GEMM is slow (one row, K = 256, N = 1024:
+    77 us against 18 by loops; 4 rows: even; 8: 60 against 170): dot products
+    against bt's rows where they are the longer (one row, K = 128, N = 32, float32:
+    0.22 us against 0.54 by row updates), else row updates of b's (K = 32, N = 128:
+    0.33 against 0.37). b, bt and out are C-contiguous; a's rows may lie apart (the
+    dot products then read a contiguous copy)."""
     m, k = a.shape
     n = b.shape[1]
-    if m * k * n >= SMALL_GEMM:
+    if m >= SMALL_M and m * k * n >= SMALL_GEMM:
         _blas.gemm(a, b, out)
     elif k > n:
         _gemm_dots(np.ascontiguousarray(a), bt, out)
