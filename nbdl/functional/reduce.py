@@ -19,10 +19,12 @@ def _keep_shape(shape, dims):
 
 
 def _expand_back(g, shape, dims, keepdim):
-    """Broadcast a reduced gradient back to the input's shape."""
-    if not keepdim:
-        g = g.reshape(_keep_shape(shape, dims))
-    return g.expand(shape)
+    """Broadcast a reduced gradient (or value) g back to the input's shape, as one
+    recorded view (a reshape then an expand cost twice the checks on every backward
+    of a sum); its gradient sums back over dims."""
+    data = g.data if keepdim else reshape_array(g.data, _keep_shape(shape, dims))
+    out = Tensor(kernel("broadcast_to", g.device)(data, shape))
+    return attach(out, "expand", (g,), lambda gg: (sum(gg, dims, keepdim),))
 
 
 def _float(x):
