@@ -11,10 +11,11 @@ Layouts (torch's, time-major; G = 1, 4 or 3 gates):
   starts at its last valid step.
 
 Each forward does the input projection of all timesteps as one GEMM, then the
-whole time loop in one @njit kernel (the recurrent product of a step is numpy's
-BLAS GEMM on its threads, or for small sizes, where BLAS's call overhead
-dominates, a loop: row updates, or vectorised dot products where the rows are
-longer than the outputs, as in the backward's; see _gemm),
+whole time loop in one @njit kernel, which adds the biases as it reads the
+projection (the recurrent product of a step is numpy's BLAS GEMM on its threads,
+or for small sizes and for fewer than 4 batch rows, where BLAS is slow, a loop:
+row updates, or vectorised dot products where the rows are longer than the
+outputs, as in the backward's; see _gemm),
 saving what backward needs: the states before each step (``hprev``, ``cprev``)
 and the gate activations. Each backward runs the time loop in one @njit kernel
 producing the pre-activation gate gradients ``dg`` (T, B, G*H; the GRU's
@@ -129,9 +130,9 @@ def _sigmoid_impl(v):
 
 # ---- time loops ------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def _rnn_forward_loop(xw, h0, w_hh, w_hh_t, lengths, reverse, relu, out, hprev, hn):
-    """xw (T, B, H) input projection + biases; w_hh (H, H) and w_hh_t = w_hh^T (every
-    loop takes both, for _gemm). Fills out,
+def _rnn_forward_loop(xw, bias, h0, w_hh, w_hh_t, lengths, reverse, relu, out, hprev, hn):
+    """xw (T, B, H) input projection, bias (H,) = b_ih + b_hh; w_hh (H, H) and
+    w_hh_t = w_hh^T (every loop takes both, for _gemm). Fills out,
     hprev (T, B, H) and hn (B, H). (Each inner loop touches few arrays, so LLVM
     vectorises it without a long chain of run-time aliasing checks.)"""
     n_t, n_b, n_h = out.shape
@@ -148,10 +149,10 @@ def _rnn_forward_loop(xw, h0, w_hh, w_hh_t, lengths, reverse, relu, out, hprev, 
                 p, x = pre[b], xw[t, b]
                 if relu:
                     for j in range(n_h):
-                        o[j] = max(p[j] + x[j], zero)
+                        o[j] = max(p[j] + x[j] + bias[j], zero)
                 else:
                     for j in range(n_h):
-                        o[j] = _tanh(p[j] + x[j])
+                        o[j] = _tanh(p[j] + x[j] + bias[j])
                 h[b] = o
             else:
                 o[:] = zero
@@ -188,8 +189,9 @@ def _rnn_backward_loop(g_out, g_hn, out, w_hh, w_hh_t, lengths, reverse, relu, d
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
-def _lstm_forward_loop(xw, h0, c0, w_hh, w_hh_t, lengths, reverse, out, hn, cn, gates, hprev, cprev, tanh_c):
-    """xw (T, B, 4H) input projection + biases; w_hh_t (H, 4H). Fills out, hn, cn,
+def _lstm_forward_loop(xw, bias, h0, c0, w_hh, w_hh_t, lengths, reverse, out, hn, cn, gates, hprev, cprev,
+                       tanh_c):
+    """xw (T, B, 4H) input projection, bias (4H,) = b_ih + b_hh; w_hh_t (H, 4H). Fills out, hn, cn,
     gates (T, B, 4H: i, f, g, o after their activations), hprev, cprev, tanh_c (T, B, H).
     A row's four activations are one loop, a + a tanh(a v) with a = 0.5 (sigmoid) or
     1 (tanh, shift 0), and its cell update another (few long loops vectorise better
@@ -209,7 +211,7 @@ def _lstm_forward_loop(xw, h0, c0, w_hh, w_hh_t, lengths, reverse, out, hn, cn, 
         for b in range(n_b):
             g, p, x = gates[t, b], pre[b], xw[t, b]
             for j in range(4 * n_h):
-                g[j] = shift[j] + scale[j] * _tanh(scale[j] * (p[j] + x[j]))
+                g[j] = shift[j] + scale[j] * _tanh(scale[j] * (p[j] + x[j] + bias[j]))
         for b in range(n_b):
             hprev[t, b] = h[b]
             cprev[t, b] = c[b]
@@ -269,8 +271,8 @@ def _lstm_backward_loop(g_out, g_hn, g_cn, gates, cprev, tanh_c, w_hh, w_hh_t, l
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
-def _gru_forward_loop(xw, h0, w_hh, w_hh_t, b_hh, lengths, reverse, out, hn, gates, hw_n, hprev):
-    """xw (T, B, 3H) input projection + b_ih; w_hh_t (H, 3H), b_hh (3H,). Fills out,
+def _gru_forward_loop(xw, b_ih, h0, w_hh, w_hh_t, b_hh, lengths, reverse, out, hn, gates, hw_n, hprev):
+    """xw (T, B, 3H) input projection; w_hh_t (H, 3H), b_ih and b_hh (3H,). Fills out,
     hn, gates (T, B, 3H: r, z, n after their activations), hw_n (T, B, H) = W_hn h + b_hn
     and hprev (T, B, H)."""
     n_t, n_b, n_h = out.shape
@@ -286,11 +288,11 @@ def _gru_forward_loop(xw, h0, w_hh, w_hh_t, b_hh, lengths, reverse, out, hn, gat
             if t < lengths[b]:
                 p, x, hb = hw[b], xw[t, b], h[b]
                 for j in range(2 * n_h):                 # r, z
-                    g[j] = _sigmoid(x[j] + p[j] + b_hh[j])
+                    g[j] = _sigmoid(x[j] + b_ih[j] + p[j] + b_hh[j])
                 for j in range(n_h):                     # n, and the new state
                     v = p[2 * n_h + j] + b_hh[2 * n_h + j]
                     hn_t[j] = v
-                    n = _tanh(x[2 * n_h + j] + g[j] * v)
+                    n = _tanh(x[2 * n_h + j] + b_ih[2 * n_h + j] + g[j] * v)
                     g[2 * n_h + j] = n
                     z = g[n_h + j]
                     o[j] = (one - z) * n + z * hb[j]
@@ -350,17 +352,21 @@ def _with_ones(x):
     return out
 
 
-def _project(x, w_ih, *biases):
-    """(T, B, G*H) = x @ w_ih^T + the biases that are not None, as one GEMM with the
-    bias as an extra column of w_ih (two separate broadcast adds cost more than the
-    GEMM on small layers, and two passes over the result on large ones)."""
-    n_t, n_b, _ = x.shape
-    bias = np.zeros(w_ih.shape[0], w_ih.dtype)
+def _project(x, w_ih):
+    """(T, B, G*H) = x @ w_ih^T, one GEMM; the time loops add the biases as they read
+    it (a broadcast add here would be one more pass over it; a bias column in the GEMM
+    cost copies of x and w_ih: 14-24 us of the 21-25 this took at T=100, B=1)."""
+    n_t, n_b, n_in = x.shape
+    return (x.reshape(n_t * n_b, n_in) @ w_ih.T).reshape(n_t, n_b, -1)
+
+
+def _bias(n, dtype, *biases):
+    """The sum of the biases that are not None, (n,)."""
+    total = np.zeros(n, dtype)
     for b in biases:
         if b is not None:
-            bias += b
-    w = np.concatenate([w_ih, bias[:, None]], axis=1)
-    return np.dot(_with_ones(x), w.T).reshape(n_t, n_b, -1)
+            total += b
+    return total
 
 
 def _input_grads(dg, x, w_ih):
@@ -393,11 +399,11 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, relu):
     h0, w_ih, w_hh, b_ih, b_hh = _contiguous(x.dtype, h0, w_ih, w_hh, b_ih, b_hh)
     n_t, n_b, _ = x.shape
     n_h = w_hh.shape[1]
-    xw = _project(x, w_ih, b_ih, b_hh)
+    xw = _project(x, w_ih)
     out = np.empty((n_t, n_b, n_h), x.dtype)
     hprev = np.empty_like(out)
     hn = np.empty((n_b, n_h), x.dtype)
-    _rnn_forward_loop(xw, h0, w_hh, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
+    _rnn_forward_loop(xw, _bias(n_h, x.dtype, b_ih, b_hh), h0, w_hh, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
     return out, hn, hprev
 
 
@@ -420,14 +426,14 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     h0, c0, w_ih, w_hh, b_ih, b_hh = _contiguous(x.dtype, h0, c0, w_ih, w_hh, b_ih, b_hh)
     n_t, n_b, _ = x.shape
     n_h = w_hh.shape[1]
-    xw = _project(x, w_ih, b_ih, b_hh)
+    xw = _project(x, w_ih)
     out = np.empty((n_t, n_b, n_h), x.dtype)
     hprev, cprev, tanh_c = np.empty_like(out), np.empty_like(out), np.empty_like(out)
     gates = np.empty((n_t, n_b, 4 * n_h), x.dtype)
     hn = np.empty((n_b, n_h), x.dtype)
     cn = np.empty_like(hn)
-    _lstm_forward_loop(xw, h0, c0, w_hh, np.ascontiguousarray(w_hh.T), lengths, reverse, out, hn, cn,
-                       gates, hprev, cprev, tanh_c)
+    _lstm_forward_loop(xw, _bias(4 * n_h, x.dtype, b_ih, b_hh), h0, c0, w_hh, np.ascontiguousarray(w_hh.T),
+                       lengths, reverse, out, hn, cn, gates, hprev, cprev, tanh_c)
     return out, hn, cn, (gates, hprev, cprev, tanh_c)
 
 
@@ -452,14 +458,13 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     h0, w_ih, w_hh, b_ih, b_hh = _contiguous(x.dtype, h0, w_ih, w_hh, b_ih, b_hh)
     n_t, n_b, _ = x.shape
     n_h = w_hh.shape[1]
-    xw = _project(x, w_ih, b_ih)
+    xw = _project(x, w_ih)
     out = np.empty((n_t, n_b, n_h), x.dtype)
     hw_n, hprev = np.empty_like(out), np.empty_like(out)
     gates = np.empty((n_t, n_b, 3 * n_h), x.dtype)
     hn = np.empty((n_b, n_h), x.dtype)
-    bhh = np.zeros(3 * n_h, x.dtype) if b_hh is None else b_hh
-    _gru_forward_loop(xw, h0, w_hh, np.ascontiguousarray(w_hh.T), bhh, lengths, reverse, out, hn, gates,
-                      hw_n, hprev)
+    _gru_forward_loop(xw, _bias(3 * n_h, x.dtype, b_ih), h0, w_hh, np.ascontiguousarray(w_hh.T),
+                      _bias(3 * n_h, x.dtype, b_hh), lengths, reverse, out, hn, gates, hw_n, hprev)
     return out, hn, (gates, hw_n, hprev)
 
 
