@@ -27,12 +27,6 @@ def is_c_contiguous(data):
     return bool(data.is_c_contiguous())
 
 
-def owns_fresh_buffer(data):
-    """True for a numpy array that owns its C-contiguous memory (safe to keep as a .grad);
-    device arrays cannot tell, so they answer False and get copied."""
-    return isinstance(data, np.ndarray) and data.flags.owndata and data.flags.c_contiguous
-
-
 def check_device(device, op="to"):
     from nbdl.dispatch import DEVICES
     if not isinstance(device, str):

@@ -86,12 +86,13 @@ def test_a_kernel_calling_gemm_runs_in_a_fresh_process():
     code = """
 import numpy as np
 from nbdl.kernels.cpu import recurrence as K
-t, b, h = 3, 2, 64
+t, b, h = 3, 4, 64          # each step a BLAS GEMM (rows >= SMALL_M, m*k*n >= SMALL_GEMM)
 xw = np.ones((t, b, 4 * h), np.float32); h0 = np.zeros((b, h), np.float32)
 w = np.full((h, 4 * h), 0.01, np.float32); lengths = np.full(b, t)
 out, hp, cp, tc = (np.empty((t, b, h), np.float32) for _ in range(4))
 gates = np.empty((t, b, 4 * h), np.float32); hn, cn = h0.copy(), h0.copy()
-K._lstm_forward_loop(xw, h0, h0, np.ascontiguousarray(w.T), w, lengths, False, out, hn, cn, gates, hp, cp, tc)
+K._lstm_forward_loop(xw, np.zeros(4 * h, np.float32), h0, h0, np.ascontiguousarray(w.T), w, lengths, False, out, hn,
+                     cn, gates, hp, cp, tc)
 assert np.isfinite(out).all() and out.max() > 0
 print("ok")
 """

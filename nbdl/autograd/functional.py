@@ -1,10 +1,10 @@
 """Entry points of the backward walk: ``backward`` and ``grad``."""
 from nbdl.autograd.graph import run_backward
+from nbdl.creation import ones_like
 from nbdl.tensor import Tensor
 
 
 def _root_grads(outputs, grad_outputs, op):
-    from nbdl.creation import ones_like
     grads = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if not isinstance(out, Tensor):
