@@ -91,8 +91,8 @@ xw = np.ones((t, b, 4 * h), np.float32); h0 = np.zeros((b, h), np.float32)
 w = np.full((h, 4 * h), 0.01, np.float32); lengths = np.full(b, t)
 out, hp, cp, tc = (np.empty((t, b, h), np.float32) for _ in range(4))
 gates = np.empty((t, b, 4 * h), np.float32); hn, cn = h0.copy(), h0.copy()
-K._lstm_forward_loop(xw, np.zeros(4 * h, np.float32), h0, h0, np.ascontiguousarray(w.T), w, lengths, False, out, hn,
-                     cn, gates, hp, cp, tc)
+bias = np.zeros(4 * h, np.float32)
+K._lstm_forward_loop(xw, bias, h0, h0, np.ascontiguousarray(w.T), w, lengths, False, out, hn, cn, gates, hp, cp, tc)
 assert np.isfinite(out).all() and out.max() > 0
 print("ok")
 """

@@ -344,7 +344,8 @@ def _gru_backward_loop(g_out, g_hn, gates, hw_n, hprev, w_hh, w_hh_t, lengths, r
 
 # ---- host side: the GEMMs over all timesteps -------------------------------------------
 def _with_ones(x):
-    """x (T, B, I) as (T*B, I + 1) rows ending in a 1, so one GEMM also adds a bias."""
+    """x (T, B, I) as (T*B, I + 1) rows ending in a 1, so that one GEMM against it
+    gives both the weight and the bias gradient."""
     n_in = x.shape[2]
     out = np.empty((x.size // max(n_in, 1), n_in + 1), x.dtype)
     out[:, :n_in] = x.reshape(-1, n_in)
@@ -403,7 +404,8 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, relu):
     out = np.empty((n_t, n_b, n_h), x.dtype)
     hprev = np.empty_like(out)
     hn = np.empty((n_b, n_h), x.dtype)
-    _rnn_forward_loop(xw, _bias(n_h, x.dtype, b_ih, b_hh), h0, w_hh, np.ascontiguousarray(w_hh.T), lengths, reverse, relu, out, hprev, hn)
+    _rnn_forward_loop(xw, _bias(n_h, x.dtype, b_ih, b_hh), h0, w_hh, np.ascontiguousarray(w_hh.T), lengths,
+                      reverse, relu, out, hprev, hn)
     return out, hn, hprev
 
 
